@@ -1,0 +1,127 @@
+"""The one interface every interpolation backend implements, and the registry that loads them.
+
+Flows and the actor pool only ever see `Interpolator`. Foreign conventions (RIFE's pad-to-64,
+ToonCrafter's fixed 16 frames at 320x512) are handled inside each adapter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from tooncrafter_model.frames import Frame, Frames, check_frame
+
+OnStep = Callable[[dict[str, Any]], None]
+
+# Bumped whenever a change in this package can change rendered pixels; part of every render key.
+CODE_VERSION = "toonfarm-model-1"
+
+
+@dataclass(frozen=True)
+class BackendIdentity:
+    """What made a frame: enough to decide whether an earlier render can be reused."""
+
+    name: str
+    weights_sha256: str
+    config_hash: str
+    code_version: str = CODE_VERSION
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def config_hash(settings: dict[str, Any]) -> str:
+    """Stable short hash of the settings that change a backend's output."""
+    blob = json.dumps(settings, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@runtime_checkable
+class Interpolator(Protocol):
+    """Load once, then make in-betweens for any number of pairs."""
+
+    name: str
+
+    def identity(self) -> BackendIdentity: ...
+
+    def interpolate(
+        self,
+        frame_a: Frame,
+        frame_b: Frame,
+        times: Sequence[float],
+        *,
+        seed: int = 0,
+        prompt: str = "",
+        sketches: dict[float, Frame] | None = None,
+        on_step: OnStep | None = None,
+    ) -> Frames:
+        """Return one HxWx3 uint8 frame per time in `times` (each strictly between 0 and 1)."""
+        ...
+
+
+def check_request(frame_a: Frame, frame_b: Frame, times: Sequence[float]) -> None:
+    """Shared input checks: two frames of one size and times strictly inside (0, 1)."""
+    check_frame(frame_a, "frame_a")
+    check_frame(frame_b, "frame_b")
+    if frame_a.shape != frame_b.shape:
+        raise ValueError(f"keyframes differ in size: {frame_a.shape[:2]} vs {frame_b.shape[:2]}")
+    bad = [t for t in times if not 0.0 < float(t) < 1.0]
+    if bad:
+        raise ValueError(f"times must lie strictly between 0 and 1, got {bad}")
+
+
+class CrossfadeBackend:
+    """A linear cross-fade: the baseline every real backend must beat, and a zero-cost backend for
+    measuring orchestration overhead."""
+
+    name = "crossfade"
+
+    def identity(self) -> BackendIdentity:
+        return BackendIdentity(self.name, weights_sha256="", config_hash=config_hash({}))
+
+    def interpolate(
+        self,
+        frame_a: Frame,
+        frame_b: Frame,
+        times: Sequence[float],
+        *,
+        seed: int = 0,
+        prompt: str = "",
+        sketches: dict[float, Frame] | None = None,
+        on_step: OnStep | None = None,
+    ) -> Frames:
+        check_request(frame_a, frame_b, times)
+        if sketches:
+            raise ValueError("the crossfade backend takes no sketch guidance")
+        a, b = frame_a.astype(np.float32), frame_b.astype(np.float32)
+        out = Frames(meta={"backend": self.name})
+        for i, t in enumerate(times):
+            out.append(np.clip((1.0 - t) * a + t * b + 0.5, 0, 255).astype(np.uint8))
+            if on_step:
+                on_step({"step": i + 1, "total": len(times), "t": float(t)})
+        return out
+
+
+# name -> "module:factory"; imported lazily so that loading RIFE never imports ToonCrafter and vice versa.
+BACKENDS: dict[str, str] = {
+    "crossfade": "tooncrafter_model.backend:CrossfadeBackend",
+    "rife": "tooncrafter_model.rife:RifeBackend",
+    "toon": "tooncrafter_model.pipeline:ToonBackend",
+    "simulated-gpu": "tooncrafter_model.simulated:SimulatedGPUBackend",
+}
+
+
+def load_backend(name: str, **settings: Any) -> Interpolator:
+    """Build the backend called `name` with its settings (device, weights path, steps, ...)."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(sorted(BACKENDS))}")
+    module, attr = BACKENDS[name].split(":")
+    factory = getattr(importlib.import_module(module), attr)
+    backend: Interpolator = factory(**settings)
+    return backend
