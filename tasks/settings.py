@@ -1,0 +1,69 @@
+"""Every toonfarm setting, typed, in one place. Resolution order: CLI > environment (TOONFARM_*) >
+`toonfarm.toml` in the working folder > the defaults below."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+class Settings(BaseSettings):
+    """Where outputs and provenance go, which compute runs the pairs, and how hard it retries."""
+
+    model_config = SettingsConfigDict(env_prefix="TOONFARM_", toml_file="toonfarm.toml", extra="forbid", frozen=True)
+
+    output_root: Path = Field(Path("toonfarm_out"), description="where keyframes, renders and shot versions go")
+    db: str | None = Field(None, description="SQLAlchemy URL of the shot DB; default: SQLite in output_root")
+    ray_address: str | None = Field(None, description="join this Ray cluster; default: local Ray")
+    actors: int = Field(2, ge=1, description="workers, each keeping one model loaded")
+    actor_cpus: float = Field(1.0, gt=0, description="CPUs booked per worker")
+    actor_gpus: float = Field(0.0, ge=0, description="GPUs booked per worker (fractions share a GPU)")
+    max_in_flight: int = Field(2, ge=1, description="pairs queued on each worker at once")
+    max_attempts: int = Field(3, ge=1, description="tries per pair before its shot fails")
+    pair_timeout_s: float = Field(900.0, gt=0, description="a pair running longer is retried elsewhere")
+    device: str = Field("cpu", description="torch device for the backends: cpu, cuda, cuda:1")
+    model_cache: Path | None = Field(None, description="downloaded weights; default ~/.cache/toonfarm/models")
+    toon_checkpoint: Path | None = Field(None, description="ToonCrafter model.ckpt or .safetensors")
+    allow_outside_root: bool = Field(False, description="let a shot list reach files outside its folder")
+
+    @field_validator("db")
+    @classmethod
+    def _db_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError(f"not a database URL: {value!r} (e.g. sqlite:///shots.db, postgresql+psycopg://host/db)")
+        return value
+
+    @property
+    def db_url(self) -> str:
+        """The shot DB's URL: the configured one, else a SQLite file inside the output root."""
+        return self.db or f"sqlite:///{(self.output_root / 'toonfarm.sqlite').resolve()}"
+
+    @property
+    def store(self) -> Path:
+        """Content-addressed keyframes and renders shared by every shot and version."""
+        return self.output_root / "store"
+
+    def backend_settings(self, backend: str) -> dict[str, Any]:
+        """Settings handed to `load_backend` for `backend` on a worker."""
+        out: dict[str, Any] = {}
+        if backend in ("rife", "toon"):
+            out["device"] = self.device
+            if self.model_cache:
+                out["cache_dir"] = str(self.model_cache)
+        if backend == "toon" and self.toon_checkpoint:
+            out["checkpoint"] = str(self.toon_checkpoint)
+        return out
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
