@@ -82,8 +82,12 @@ class CrossfadeBackend:
 
     name = "crossfade"
 
+    @classmethod
+    def identify(cls) -> BackendIdentity:
+        return BackendIdentity(cls.name, weights_sha256="", config_hash=config_hash({}))
+
     def identity(self) -> BackendIdentity:
-        return BackendIdentity(self.name, weights_sha256="", config_hash=config_hash({}))
+        return self.identify()
 
     def interpolate(
         self,
@@ -117,11 +121,24 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def load_backend(name: str, **settings: Any) -> Interpolator:
-    """Build the backend called `name` with its settings (device, weights path, steps, ...)."""
+def _factory(name: str) -> Any:
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(sorted(BACKENDS))}")
     module, attr = BACKENDS[name].split(":")
-    factory = getattr(importlib.import_module(module), attr)
-    backend: Interpolator = factory(**settings)
+    return getattr(importlib.import_module(module), attr)
+
+
+def identify(name: str, **settings: Any) -> BackendIdentity:
+    """The identity `load_backend(name, **settings)` would report, without loading a model when the
+    backend can say it cheaply (a classmethod `identify`); render keys are planned with it."""
+    factory = _factory(name)
+    if hasattr(factory, "identify"):
+        identity: BackendIdentity = factory.identify(**settings)
+        return identity
+    return load_backend(name, **settings).identity()
+
+
+def load_backend(name: str, **settings: Any) -> Interpolator:
+    """Build the backend called `name` with its settings (device, weights path, steps, ...)."""
+    backend: Interpolator = _factory(name)(**settings)
     return backend

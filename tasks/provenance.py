@@ -1,0 +1,71 @@
+"""Identities by content: the render key of a pair and the assembly key of a shot version.
+
+"Stale" means stored key != computed key; that is how a re-render picks exactly what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tooncrafter_model.backend import BackendIdentity
+
+
+def _digest(payload: Mapping[str, Any]) -> str:
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def render_key(
+    *,
+    hash_a: str,
+    hash_b: str,
+    identity: BackendIdentity,
+    times: Sequence[float],
+    seed: int,
+    prompt: str = "",
+    params: Mapping[str, Any] | None = None,
+    sketch_hashes: Sequence[tuple[float, str]] = (),
+) -> str:
+    """Hash of everything that decides a pair's pixels: keyframe pixels (never paths), backend
+    identity (name, weights sha256, config, code version), times, seed, prompt, parameters, sketches."""
+    return _digest(
+        {
+            "a": hash_a,
+            "b": hash_b,
+            "backend": identity.as_dict(),
+            "times": [round(float(t), 9) for t in times],
+            "seed": int(seed),
+            "prompt": prompt,
+            "params": dict(params or {}),
+            "sketches": [[round(float(t), 9), h] for t, h in sketch_hashes],
+        }
+    )
+
+
+def assembly_key(
+    *,
+    layout: Sequence[str],
+    fps: str,
+    lut_sha256: str | None,
+    output: Mapping[str, Any] | None = None,
+) -> str:
+    """Hash of what decides a shot version's outputs: for each output frame the identity of its source
+    (keyframe pixel hash, or render key + index), the fps, the LUT content and the output settings."""
+    return _digest({"layout": list(layout), "fps": fps, "lut": lut_sha256, "output": dict(output or {})})
+
+
+def write_sidecar(path: Path, record: Mapping[str, Any]) -> Path:
+    """Write the provenance JSON next to a version's outputs, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".provenance.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
