@@ -30,7 +30,8 @@ class Attempt:
     started_at: float  # unix seconds
     finished_at: float
     error: str | None = None
-    model_loads: int = 0  # loads of the worker's model at the time of this attempt
+    model_loads: int = 0  # loads of the worker's model at the time of this attempt, restarts included
+    process: str = ""  # id of the worker process that made the attempt; a new one after each restart
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,467 @@
+"""The actor pool: one priority queue of pairs over all shots, fed to N render workers.
+
+Scheduling is done here, on the driver, rather than by Ray's task retries, because every attempt must
+be recorded, a retry should go to a *different* worker, a hung pair must be bounded, and a worker may
+only hold `max_in_flight_per_actor` pairs at a time (one running, the next already queued on it, so
+it never idles between pairs while the driver still sees the whole queue for priorities and retries).
+
+Actors are restartable (`max_restarts`) and their calls are not retried by Ray (`max_task_retries=0`):
+when an actor dies mid-pair (SIGKILL, OOM, `os._exit`) or is killed by the pool for a timeout, the
+pair that was running gets a failed attempt, the pairs queued behind it go back to the queue untouched,
+and the actor is probed with `info()` until Ray has restarted it (its constructor reloads the model).
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.actor import ActorHandle
+from ray.exceptions import GetTimeoutError, RayActorError, RayError
+
+from cluster.config import PoolConfig, WorkerConfig
+from cluster.jobs import Attempt, PairJob, PairResult
+from cluster.staging import sweep_temp
+from cluster.worker import RenderWorker, WorkerInfo
+
+# ===================================================================================== records
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    """One actor's share of the work, over the pool's lifetime."""
+
+    worker: str
+    node: str
+    pid: int
+    accelerator_ids: tuple[str, ...]
+    alive: bool
+    model_loads: int  # over all of the actor's processes: a restart reloads
+    restarts: int  # restarts the pool saw (crashes and timeout kills)
+    pairs_ok: int
+    attempts_failed: int
+    busy_s: float  # time spent inside render calls, failed ones included
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """Figures for benchmarks and provenance."""
+
+    workers: tuple[WorkerStats, ...]
+    pairs_ok: int
+    pairs_failed: int
+    max_in_flight: int  # most render calls outstanding at once, over all actors
+    in_flight_limit: int  # actors * max_in_flight_per_actor
+    run_s: float  # wall time spent inside run()
+
+    def model_loads(self) -> dict[str, int]:
+        return {w.worker: w.model_loads for w in self.workers}
+
+    def pairs_per_worker(self) -> dict[str, int]:
+        return {w.worker: w.pairs_ok for w in self.workers}
+
+    def pairs_per_node(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for w in self.workers:
+            out[w.node] = out.get(w.node, 0) + w.pairs_ok
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ===================================================================================== internal state
+
+
+@dataclass
+class _Item:
+    seq: int
+    job: PairJob
+    attempts: list[Attempt] = field(default_factory=list)
+    failed_on: set[str] = field(default_factory=set)
+    crashed: bool = False  # an attempt died with its worker: staging folders may be left behind
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (-self.job.priority, self.seq)  # higher priority first, then submission order
+
+
+@dataclass
+class _Flight:
+    ref: ray.ObjectRef
+    item: _Item
+    submitted: float
+    head_since: float | None  # when it became the oldest call on its actor, i.e. started running
+
+
+@dataclass
+class _Slot:
+    index: int
+    handle: ActorHandle
+    state: str = "starting"  # starting -> ready -> (starting after a loss ...) -> dead
+    info: WorkerInfo | None = None
+    probe: ray.ObjectRef | None = None
+    probe_deadline: float = 0.0
+    inflight: deque[_Flight] = field(default_factory=deque)
+    loads: dict[str, int] = field(default_factory=dict)  # process id -> model loads in that process
+    restarts: int = 0
+    pairs_ok: int = 0
+    attempts_failed: int = 0
+    busy_s: float = 0.0
+    last_error: str = ""
+
+    @property
+    def worker(self) -> str:
+        return self.info.worker if self.info else f"slot-{self.index}"
+
+    def note_loads(self, process: str, loads: int) -> int:
+        if process:
+            self.loads[process] = max(loads, self.loads.get(process, 0))
+        return sum(self.loads.values())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+# ===================================================================================== the pool
+
+
+class ActorPool:
+    """N render actors with booked resources, retries and backpressure; use as a context manager."""
+
+    def __init__(self, pool_cfg: PoolConfig, worker_cfg: WorkerConfig) -> None:
+        self.pool_cfg = pool_cfg
+        self.worker_cfg = worker_cfg
+        self._slots: list[_Slot] = []
+        self._running = False
+        self._max_in_flight = 0
+        self._pairs_ok = 0
+        self._pairs_failed = 0
+        self._run_s = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> ActorPool:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Create the actors and wait until each has loaded its model (or fail with the reason)."""
+        if not ray.is_initialized():
+            raise RuntimeError("ActorPool needs a Ray connection: wrap it in `with cluster.connect(): ...`")
+        if self._slots:
+            return
+        self._check_capacity()
+        actor_cls = ray.remote(RenderWorker).options(
+            max_restarts=self.pool_cfg.max_restarts, max_task_retries=0, **self.worker_cfg.ray_options()
+        )
+        self._slots = [_Slot(i, actor_cls.remote(self.worker_cfg)) for i in range(self.pool_cfg.actors)]
+        for slot in self._slots:
+            self._probe(slot)
+        try:
+            self._await_start()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Kill the actors; their resources go back to Ray."""
+        for slot in self._slots:
+            ray.kill(slot.handle, no_restart=True)
+        self._slots = []
+
+    def _check_capacity(self) -> None:
+        total = ray.cluster_resources()
+        need = {"CPU": self.worker_cfg.num_cpus, "GPU": self.worker_cfg.num_gpus}
+        need.update(dict(self.worker_cfg.resource_pairs()))
+        for name, each in need.items():
+            want = each * self.pool_cfg.actors
+            if want > total.get(name, 0.0) + 1e-9:
+                raise ValueError(
+                    f"PoolConfig.actors={self.pool_cfg.actors} x WorkerConfig {name}={each:g} needs {name}={want:g}, "
+                    f"the Ray cluster has {name}={total.get(name, 0.0):g}: the extra actors would wait forever"
+                )
+
+    def _await_start(self) -> None:
+        while any(s.state == "starting" for s in self._slots):
+            self._poll_probes(block=True)
+        dead = [s for s in self._slots if s.state == "dead"]
+        if dead:
+            raise RuntimeError(f"{len(dead)} of {len(self._slots)} render workers failed to start: {dead[0].last_error}")
+
+    def _probe(self, slot: _Slot) -> None:
+        # Retried by Ray while the actor restarts; a permanently dead actor raises ActorDiedError.
+        slot.state = "starting"
+        slot.probe = slot.handle.info.options(max_task_retries=-1).remote()
+        slot.probe_deadline = time.monotonic() + self.pool_cfg.start_timeout_s
+
+    def _poll_probes(self, block: bool) -> None:
+        starting = {s.probe: s for s in self._slots if s.state == "starting" and s.probe is not None}
+        if not starting:
+            return
+        deadline = min(s.probe_deadline for s in starting.values())
+        timeout = max(0.0, deadline - time.monotonic()) if block else 0.0
+        done, _ = ray.wait(list(starting), num_returns=len(starting) if not block else 1, timeout=timeout)
+        for ref in done:
+            self._on_probe(starting[ref], ref)
+        now = time.monotonic()
+        for slot in starting.values():
+            if slot.state == "starting" and now >= slot.probe_deadline:
+                slot.last_error = f"not ready after {self.pool_cfg.start_timeout_s:g} s (resources {self.worker_cfg.ray_options()})"
+                self._bury(slot)
+
+    def _on_probe(self, slot: _Slot, ref: ray.ObjectRef) -> None:
+        try:
+            info: WorkerInfo = ray.get(ref)
+        except RayError as exc:
+            slot.last_error = _first_line(exc)
+            self._bury(slot)
+            return
+        slot.info, slot.state, slot.probe = info, "ready", None
+        slot.note_loads(info.process, info.model_loads)
+
+    def _bury(self, slot: _Slot) -> None:
+        slot.state, slot.probe = "dead", None
+        ray.kill(slot.handle, no_restart=True)
+
+    # ------------------------------------------------------------------ running pairs
+
+    def run(self, jobs: Iterable[PairJob]) -> Iterator[PairResult]:
+        """Render `jobs`, yielding each pair's result as soon as it is settled (done or out of attempts).
+
+        The job records (no pixels) are read up front so that priorities order the whole queue.
+        """
+        if self._running:
+            raise RuntimeError("ActorPool.run is already running: one run at a time per pool")
+        if not self._slots:
+            raise RuntimeError("ActorPool is not started: use it as a context manager")
+        self._running = True
+        queue = [(item.key, item) for item in (_Item(seq, job) for seq, job in enumerate(jobs))]
+        heapq.heapify(queue)
+        flights: dict[ray.ObjectRef, tuple[_Slot, _Flight]] = {}
+        busy_dirs: set[str] = set()
+        t0 = time.monotonic()
+        try:
+            while queue or flights:
+                self._fill(queue, flights, busy_dirs)
+                if not flights and not any(s.state == "starting" for s in self._slots):
+                    yield from self._fail_all(queue)
+                    break
+                yield from self._step(queue, flights, busy_dirs)
+        finally:
+            if flights:  # the caller stopped early: clear the actors of work nobody will collect
+                for slot in {id(s): s for s, _ in flights.values()}.values():
+                    self._lose(slot, None, queue, flights, busy_dirs)
+            self._run_s += time.monotonic() - t0
+            self._running = False
+
+    def _fill(self, queue: list[tuple[tuple[int, int], _Item]], flights: dict[Any, Any], busy_dirs: set[str]) -> None:
+        limit = self.pool_cfg.max_in_flight_per_actor
+        live = {s.worker for s in self._slots if s.state != "dead"}
+        progress = True
+        while queue and progress:  # one pair per actor per round spreads a short queue evenly
+            progress = False
+            for slot in self._slots:
+                if slot.state != "ready" or len(slot.inflight) >= limit or not queue:
+                    continue
+                item = self._pop_for(slot, queue, busy_dirs, live)
+                if item is None:
+                    continue
+                now = time.monotonic()
+                ref = slot.handle.render.remote(item.job, self.pool_cfg.qa_checks)
+                flight = _Flight(ref, item, now, now if not slot.inflight else None)
+                slot.inflight.append(flight)
+                flights[ref] = (slot, flight)
+                busy_dirs.add(item.job.out_dir)
+                progress = True
+        self._max_in_flight = max(self._max_in_flight, len(flights))
+
+    @staticmethod
+    def _pop_for(
+        slot: _Slot, queue: list[tuple[tuple[int, int], _Item]], busy_dirs: set[str], live: set[str]
+    ) -> _Item | None:
+        skipped, chosen = [], None
+        while queue and chosen is None and len(skipped) < 64:
+            entry = heapq.heappop(queue)
+            item = entry[1]
+            # One render per output folder at a time; a retry prefers a worker it has not failed on.
+            elsewhere = slot.worker in item.failed_on and not live <= item.failed_on
+            if item.job.out_dir in busy_dirs or elsewhere:
+                skipped.append(entry)
+            else:
+                chosen = item
+        for entry in skipped:
+            heapq.heappush(queue, entry)
+        return chosen
+
+    def _step(
+        self, queue: list[tuple[tuple[int, int], _Item]], flights: dict[Any, Any], busy_dirs: set[str]
+    ) -> Iterator[PairResult]:
+        timeout_s = self.pool_cfg.pair_timeout_s
+        deadlines = [s.probe_deadline for s in self._slots if s.state == "starting"]
+        for slot in self._slots:
+            head = slot.inflight[0] if slot.state == "ready" and slot.inflight else None
+            if head is not None and head.head_since is not None:
+                deadlines.append(head.head_since + timeout_s)
+        probes = [s.probe for s in self._slots if s.state == "starting" and s.probe is not None]
+        wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        done, _ = ray.wait(list(flights) + probes, num_returns=1, timeout=wait_s)
+        out: list[PairResult] = []
+        for ref in done:
+            if ref in flights:
+                slot, flight = flights[ref]
+                out += self._settle(slot, flight, queue, flights, busy_dirs)
+        self._poll_probes(block=False)
+        now = time.monotonic()
+        for slot in self._slots:
+            head = slot.inflight[0] if slot.state == "ready" and slot.inflight else None
+            if head is not None and head.head_since is not None and now - head.head_since >= timeout_s:
+                ray.kill(slot.handle, no_restart=False)  # actor tasks cannot be interrupted; the actor can
+                out += self._lose(slot, f"timed out after {timeout_s:g} s", queue, flights, busy_dirs)
+        yield from out
+
+    def _settle(
+        self, slot: _Slot, flight: _Flight, queue: list[Any], flights: dict[Any, Any], busy_dirs: set[str]
+    ) -> list[PairResult]:
+        try:
+            result: PairResult = ray.get(flight.ref)
+        except RayActorError as exc:
+            return self._lose(slot, f"worker died: {_first_line(exc)}", queue, flights, busy_dirs)
+        except RayError as exc:  # an error outside render's own handling: the actor itself is fine
+            result = self._untracked_failure(slot, flight, _first_line(exc))
+        self._retire(slot, flight, flights, busy_dirs)
+        return self._record(slot, flight.item, result, queue)
+
+    def _retire(self, slot: _Slot, flight: _Flight, flights: dict[Any, Any], busy_dirs: set[str]) -> None:
+        slot.inflight.remove(flight)
+        flights.pop(flight.ref, None)
+        busy_dirs.discard(flight.item.job.out_dir)
+        if slot.inflight and slot.inflight[0].head_since is None:
+            slot.inflight[0].head_since = time.monotonic()
+
+    def _untracked_failure(self, slot: _Slot, flight: _Flight, error: str) -> PairResult:
+        started = time.time() - (time.monotonic() - (flight.head_since or flight.submitted))
+        attempt = self._driver_attempt(slot, started, error)
+        return PairResult(job=flight.item.job, ok=False, attempts=(attempt,), error=error)
+
+    def _driver_attempt(self, slot: _Slot, started: float, error: str) -> Attempt:
+        info = slot.info
+        return Attempt(
+            worker=slot.worker,
+            node=info.node if info else "",
+            started_at=started,
+            finished_at=time.time(),
+            error=error,
+            model_loads=sum(slot.loads.values()),
+            process=info.process if info else "",
+        )
+
+    def _record(self, slot: _Slot, item: _Item, result: PairResult, queue: list[Any]) -> list[PairResult]:
+        attempt = result.attempts[-1]
+        attempt = replace(attempt, model_loads=slot.note_loads(attempt.process, attempt.model_loads))
+        slot.busy_s += attempt.finished_at - attempt.started_at
+        item.attempts.append(attempt)
+        if result.ok:
+            slot.pairs_ok += 1
+            return [self._finish(item, replace(result, attempts=tuple(item.attempts)))]
+        slot.attempts_failed += 1
+        item.failed_on.add(slot.worker)
+        return self._retry_or_fail(item, result.error or "failed", queue)
+
+    def _retry_or_fail(self, item: _Item, error: str, queue: list[Any]) -> list[PairResult]:
+        if len(item.attempts) < self.pool_cfg.max_attempts:
+            heapq.heappush(queue, (item.key, item))
+            return []
+        failed = PairResult(job=item.job, ok=False, attempts=tuple(item.attempts), error=error)
+        return [self._finish(item, failed)]
+
+    def _finish(self, item: _Item, result: PairResult) -> PairResult:
+        if item.crashed:
+            sweep_temp(Path(item.job.out_dir))
+        if result.ok:
+            self._pairs_ok += 1
+        else:
+            self._pairs_failed += 1
+        return result
+
+    def _lose(
+        self, slot: _Slot, error: str | None, queue: list[Any], flights: dict[Any, Any], busy_dirs: set[str]
+    ) -> list[PairResult]:
+        """The actor lost its work (death, timeout kill, or an abandoned run): settle what finished,
+        charge the running pair with `error`, requeue the rest, and wait for the restarted actor."""
+        out: list[PairResult] = []
+        charged = error is None
+        for flight in list(slot.inflight):
+            self._retire(slot, flight, flights, busy_dirs)
+            finished = None
+            if ray.wait([flight.ref], timeout=0)[0]:
+                try:
+                    finished = ray.get(flight.ref, timeout=0)
+                except (RayError, GetTimeoutError):
+                    finished = None
+            if finished is not None:
+                out += self._record(slot, flight.item, finished, queue)
+            elif not charged:
+                charged = True
+                flight.item.crashed = True
+                started = time.time() - (time.monotonic() - (flight.head_since or flight.submitted))
+                flight.item.attempts.append(self._driver_attempt(slot, started, str(error)))
+                slot.attempts_failed += 1
+                slot.busy_s += time.monotonic() - (flight.head_since or flight.submitted)
+                flight.item.failed_on.add(slot.worker)
+                out += self._retry_or_fail(flight.item, str(error), queue)
+            else:
+                flight.item.crashed = True
+                heapq.heappush(queue, (flight.item.key, flight.item))
+        if error is None:
+            ray.kill(slot.handle, no_restart=False)
+        slot.restarts += 1
+        slot.last_error = str(error)
+        self._probe(slot)
+        return out
+
+    def _fail_all(self, queue: list[tuple[tuple[int, int], _Item]]) -> Iterator[PairResult]:
+        reasons = "; ".join(sorted({s.last_error for s in self._slots if s.last_error})) or "no worker is alive"
+        while queue:
+            _, item = heapq.heappop(queue)
+            error = f"no live render workers left ({reasons})"
+            yield self._finish(item, PairResult(job=item.job, ok=False, attempts=tuple(item.attempts), error=error))
+
+    # ------------------------------------------------------------------ reporting
+
+    def stats(self) -> PoolStats:
+        """Model loads, pairs and busy time per actor; in-flight high-water mark; time in run()."""
+        workers = tuple(
+            WorkerStats(
+                worker=s.worker,
+                node=s.info.node if s.info else "",
+                pid=s.info.pid if s.info else 0,
+                accelerator_ids=s.info.accelerator_ids if s.info else (),
+                alive=s.state != "dead",
+                model_loads=sum(s.loads.values()),
+                restarts=s.restarts,
+                pairs_ok=s.pairs_ok,
+                attempts_failed=s.attempts_failed,
+                busy_s=round(s.busy_s, 6),
+            )
+            for s in self._slots
+        )
+        return PoolStats(
+            workers=workers,
+            pairs_ok=self._pairs_ok,
+            pairs_failed=self._pairs_failed,
+            max_in_flight=self._max_in_flight,
+            in_flight_limit=self.pool_cfg.actors * self.pool_cfg.max_in_flight_per_actor,
+            run_s=round(self._run_s, 6),
+        )

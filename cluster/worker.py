@@ -1,0 +1,134 @@
+"""The render worker: a plain class that Ray runs as an actor, one loaded backend per process.
+
+It reads a pair's keyframes from shared storage, interpolates, checks the output, publishes the frames
+atomically and returns paths, pixel hashes and timings; pixels never travel back to the driver. The
+same class runs without Ray (tests, a laptop demo): it then names itself after its process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+from cluster.config import WorkerConfig
+from cluster.jobs import Attempt, PairJob, PairResult
+from cluster.qa import qa_problems
+from cluster.staging import complete_frames, publish
+from tooncrafter_model.backend import Interpolator, load_backend
+from tooncrafter_model.frames import Frame, pixel_hash, read_frame
+
+
+class QAError(ValueError):
+    """A backend returned frames that must not be published (black, a copied keyframe, wrong size)."""
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """Who a worker is right now; `process` and `pid` change when Ray restarts the actor."""
+
+    worker: str  # stable for the actor's lifetime, restarts included
+    node: str
+    pid: int
+    process: str
+    model_loads: int  # in this process
+    accelerator_ids: tuple[str, ...]  # GPU ids Ray assigned (fake or real)
+    backend: str
+
+
+def _identity() -> tuple[str, str, tuple[str, ...]]:
+    if not ray.is_initialized():
+        return f"local-{os.getpid()}", "local", ()
+    ctx = ray.get_runtime_context()
+    actor_id = ctx.get_actor_id()
+    worker = f"worker-{actor_id[:12]}" if actor_id else f"driver-{os.getpid()}"
+    gpus = tuple(str(i) for i in ctx.get_accelerator_ids().get("GPU", []))
+    return worker, ctx.get_node_id(), gpus
+
+
+class RenderWorker:
+    """Loads the configured backend once and renders `PairJob`s into their output folders."""
+
+    def __init__(self, cfg: WorkerConfig) -> None:
+        self.cfg = cfg
+        self._worker, self._node, self._gpus = _identity()
+        self._process = uuid.uuid4().hex[:12]
+        self._loads = 0
+        self._backend = self._load()
+
+    def _load(self) -> Interpolator:
+        backend = load_backend(self.cfg.backend, **self.cfg.settings())
+        self._loads += 1
+        return backend
+
+    def info(self) -> WorkerInfo:
+        """Identity and model loads of this process; also the pool's readiness probe."""
+        return WorkerInfo(
+            worker=self._worker,
+            node=self._node,
+            pid=os.getpid(),
+            process=self._process,
+            model_loads=self._loads,
+            accelerator_ids=self._gpus,
+            backend=self._backend.name,
+        )
+
+    def render(self, job: PairJob, qa: bool = True) -> PairResult:
+        """Render one pair; any failure comes back as `ok=False` with the attempt that failed."""
+        started = time.time()
+        try:
+            paths, hashes, meta = self._render(job, qa)
+        except Exception as exc:  # the pool decides about retries; the worker only reports
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            return PairResult(job=job, ok=False, attempts=(self._attempt(started, error),), error=error)
+        return PairResult(
+            job=job,
+            ok=True,
+            frame_paths=tuple(str(p) for p in paths),
+            frame_hashes=tuple(hashes),
+            attempts=(self._attempt(started, None),),
+            meta=meta,
+        )
+
+    def _render(self, job: PairJob, qa: bool) -> tuple[list[Path], list[str], dict[str, object]]:
+        t0 = time.perf_counter()
+        out_dir = Path(job.out_dir)
+        existing = complete_frames(out_dir, len(job.times))
+        if existing is not None:
+            return existing, [pixel_hash(read_frame(p)) for p in existing], {"kept_existing": True}
+        frame_a, frame_b = read_frame(job.frame_a), read_frame(job.frame_b)
+        sketches: dict[float, Frame] | None = {t: read_frame(p) for t, p in job.sketches} or None
+        t1 = time.perf_counter()
+        frames = self._backend.interpolate(
+            frame_a, frame_b, job.times, seed=job.seed, prompt=job.prompt, sketches=sketches
+        )
+        t2 = time.perf_counter()
+        if qa:
+            problems = qa_problems(frame_a, frame_b, job.times, frames)
+            if problems:
+                raise QAError("; ".join(problems))
+        paths, kept = publish(out_dir, frames)
+        hashes = [pixel_hash(read_frame(p)) for p in paths] if kept else [pixel_hash(f) for f in frames]
+        meta: dict[str, object] = dict(getattr(frames, "meta", {}))
+        meta.update(
+            kept_existing=kept,
+            read_s=round(t1 - t0, 6),
+            interpolate_s=round(t2 - t1, 6),
+            write_s=round(time.perf_counter() - t2, 6),
+        )
+        return paths, hashes, meta
+
+    def _attempt(self, started: float, error: str | None) -> Attempt:
+        return Attempt(
+            worker=self._worker,
+            node=self._node,
+            started_at=started,
+            finished_at=time.time(),
+            error=error,
+            model_loads=self._loads,
+            process=self._process,
+        )
