@@ -3,5 +3,6 @@ common interface."""
 
 from tooncrafter_model.backend import BackendIdentity, Interpolator, load_backend
 from tooncrafter_model.frames import Frame, Frames, pixel_hash
+from tooncrafter_model.pipeline import build_model
 
-__all__ = ["BackendIdentity", "Frame", "Frames", "Interpolator", "load_backend", "pixel_hash"]
+__all__ = ["BackendIdentity", "Frame", "Frames", "Interpolator", "build_model", "load_backend", "pixel_hash"]
