@@ -30,7 +30,9 @@ MAX_1D_SIZE = 65536
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _DATA_LINE = re.compile(rf"({_NUMBER})\s+({_NUMBER})\s+({_NUMBER})")
 _TITLE_LINE = re.compile(r'TITLE\s+"([^"]*)"\s*(?:#.*)?')
-_KEYWORDS = ("TITLE", "LUT_1D_SIZE", "LUT_3D_SIZE", "DOMAIN_MIN", "DOMAIN_MAX", "LUT_1D_INPUT_RANGE", "LUT_3D_INPUT_RANGE")
+_KEYWORDS = (
+    "TITLE", "LUT_1D_SIZE", "LUT_3D_SIZE", "DOMAIN_MIN", "DOMAIN_MAX", "LUT_1D_INPUT_RANGE", "LUT_3D_INPUT_RANGE"
+)
 
 
 class LutError(ValueError):
@@ -247,7 +249,8 @@ def _build(p: Path, keys: dict[str, tuple[int, str]], values: list[Rgb]) -> Lut:
     if not sizes:
         raise LutError(f"{p}: LUT_3D_SIZE (or LUT_1D_SIZE) missing")
     if len(sizes) == 2:
-        raise LutError(f"{p}:{keys['LUT_3D_SIZE'][0]}: both LUT_1D_SIZE and LUT_3D_SIZE (shaper + cube files are not supported)")
+        line = keys["LUT_3D_SIZE"][0]
+        raise LutError(f"{p}:{line}: both LUT_1D_SIZE and LUT_3D_SIZE (shaper + cube files are not supported)")
     word = sizes[0]
     dims = 3 if word == "LUT_3D_SIZE" else 1
     number, arg = keys[word]
