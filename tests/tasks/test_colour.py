@@ -88,7 +88,10 @@ _EIGHT = "\n".join("0 0 0" for _ in range(8))
         ("LUT_3D_SIZE 2\n0 1e999 0\n", r"look\.cube:2: table entry out of float range"),
         ("LUT_3D_SIZE 2\nnan 0 0\n", r"look\.cube:2: unknown keyword 'nan'"),
         ("LUT_3D_SIZE 2\nLUT_IN_VIDEO_RANGE\n", r"look\.cube:2: unknown keyword 'LUT_IN_VIDEO_RANGE'"),
-        (f"LUT_3D_SIZE 2\n0 0 0\nDOMAIN_MIN 0 0 0\n{_EIGHT}", r"look\.cube:3: keyword DOMAIN_MIN after the first table entry"),
+        (
+            f"LUT_3D_SIZE 2\n0 0 0\nDOMAIN_MIN 0 0 0\n{_EIGHT}",
+            r"look\.cube:3: keyword DOMAIN_MIN after the first table entry",
+        ),
         (f"LUT_3D_SIZE 2\nLUT_3D_SIZE 2\n{_EIGHT}", r"look\.cube:2: LUT_3D_SIZE given twice \(first on line 1\)"),
         (f"LUT_3D_SIZE 2.5\n{_EIGHT}", r"look\.cube:1: LUT_3D_SIZE must be an integer from 2 to 256, got '2\.5'"),
         (f"LUT_3D_SIZE 1\n{_EIGHT}", r"look\.cube:1: LUT_3D_SIZE must be an integer from 2 to 256, got '1'"),
@@ -97,9 +100,18 @@ _EIGHT = "\n".join("0 0 0" for _ in range(8))
         (f"TITLE look\nLUT_3D_SIZE 2\n{_EIGHT}", r"look\.cube:1: TITLE must be a quoted string"),
         (f"LUT_3D_SIZE 2\nDOMAIN_MIN 0 0\n{_EIGHT}", r"look\.cube:2: DOMAIN_MIN needs 3 number\(s\), got '0 0'"),
         (f"LUT_3D_SIZE 2\nDOMAIN_MAX 1 1 x\n{_EIGHT}", r"look\.cube:2: DOMAIN_MAX needs 3 number\(s\), got '1 1 x'"),
-        (f"LUT_3D_SIZE 2\nDOMAIN_MIN 0 0.5 0\nDOMAIN_MAX 1 0.5 1\n{_EIGHT}", r"look\.cube: DOMAIN_MIN/DOMAIN_MAX: minimum .* must be below maximum"),
-        (f"LUT_3D_SIZE 2\nLUT_3D_INPUT_RANGE 1 0\n{_EIGHT}", r"look\.cube: LUT_3D_INPUT_RANGE: minimum .* must be below maximum"),
-        (f"LUT_3D_SIZE 2\nLUT_3D_INPUT_RANGE 0 1\nDOMAIN_MAX 1 1 1\n{_EIGHT}", r"look\.cube:2: give DOMAIN_MIN/DOMAIN_MAX or LUT_3D_INPUT_RANGE, not both"),
+        (
+            f"LUT_3D_SIZE 2\nDOMAIN_MIN 0 0.5 0\nDOMAIN_MAX 1 0.5 1\n{_EIGHT}",
+            r"look\.cube: DOMAIN_MIN/DOMAIN_MAX: minimum .* must be below maximum",
+        ),
+        (
+            f"LUT_3D_SIZE 2\nLUT_3D_INPUT_RANGE 1 0\n{_EIGHT}",
+            r"look\.cube: LUT_3D_INPUT_RANGE: minimum .* must be below maximum",
+        ),
+        (
+            f"LUT_3D_SIZE 2\nLUT_3D_INPUT_RANGE 0 1\nDOMAIN_MAX 1 1 1\n{_EIGHT}",
+            r"look\.cube:2: give DOMAIN_MIN/DOMAIN_MAX or LUT_3D_INPUT_RANGE, not both",
+        ),
         (f"LUT_3D_SIZE 2\nLUT_1D_INPUT_RANGE 0 1\n{_EIGHT}", r"look\.cube:2: LUT_1D_INPUT_RANGE in a 3D LUT"),
         (f"LUT_1D_SIZE 2\nLUT_3D_SIZE 2\n{_EIGHT}", r"look\.cube:2: both LUT_1D_SIZE and LUT_3D_SIZE"),
     ],
