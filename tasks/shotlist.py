@@ -1,0 +1,503 @@
+"""The shot list: which shots to in-between, from what, and how; read from YAML (or CSV) and validated.
+
+Schema (YAML)::
+
+    defaults:                 # optional; every shot inherits these unless it sets its own
+      show: myshow            # folder-safe name (letters, digits, '.', '_', '-'); default "untitled"
+      sequence: sq010         # folder-safe name; default "main"
+      fps: 24                 # positive number (24, 23.976 or "24000/1001")
+      backend: rife           # rife (default), toon, crossfade, simulated-gpu
+      prompt: ""              # text prompt for backends that take one (toon)
+      render: {seed: 0, inbetweens: null, params: {steps: 25}}   # merged key by key into each shot's
+      lut: luts/show.cube     # a .cube colour LUT; default none
+      output: renders         # output folder for the shot; default none (the run's output root)
+      priority: 0             # higher renders first (rush shots); default 0
+    shots:
+      - code: sq010_sh0010                  # required, folder-safe, unique per show/sequence
+        source: rough/sq010_sh0010.mp4      # required: a video of the rough animation...
+        fps: 24                             # required unless given in defaults
+        start: 12                           # optional frame range, 0-based source frames,
+        end: 95                             #   both inclusive; default the whole source
+      - code: sq010_sh0020
+        source:                             # ...or keyframe images with their frame numbers
+          images:
+            - {frame: 0, image: keys/sh0020_0000.png}
+            - {frame: 6, image: keys/sh0020_0006.png}
+            - {frame: 12, image: keys/sh0020_0012.png}
+          cuts: [12]                        # optional: frames where a new scene starts (must be images)
+        end: 17                             # the last drawing is held up to `end` (default: its own frame)
+        render:
+          seed: 7                           # default 0
+          inbetweens: 3                     # null (default): each gap gets (b - a - 1) in-betweens at the
+                                            #   shot's fps; an int: every gap gets exactly that many,
+                                            #   re-spacing the timeline
+          params: {steps: 25, cfg: 7.5}     # free-form backend parameters
+
+`source: [{frame: 0, image: a.png}, ...]` is short for `source: {images: [...]}`. Relative paths are relative to
+the shot list's folder; a path that leaves that folder (after resolving symlinks and '..') is refused unless
+`allow_outside_root=True`. A shot's identity is `show/sequence/code`. Media files are not opened here: a
+missing or unreadable source is reported per shot at detect time, so one bad shot does not stop the others.
+
+CSV: one row per shot, a header row naming the columns `code,source,fps` and any of
+`show,sequence,prompt,backend,seed,inbetweens,lut,output,priority,start,end`; an empty cell means the default.
+
+Every problem raises `ShotListError`, one line per problem naming the file and the field, e.g.
+`shots.yaml: shots[2].fps: must be a positive number (got 'abc')`; the first line alone is complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from tooncrafter_model.backend import BACKENDS
+
+
+class ShotListError(ValueError):
+    """A shot list that cannot be used; the message names the file and the field, one line per problem."""
+
+
+def _bad(message: str) -> PydanticCustomError:
+    # Braces would be read as template fields by pydantic; our messages never need them.
+    return PydanticCustomError("shotlist", message.replace("{", "(").replace("}", ")"))
+
+
+# ----------------------------------------------------------------------------- field types
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise _bad("must be a folder-safe name: letters, digits, '.', '_' or '-', not starting with '.'")
+    return value
+
+
+def _fps(value: Any) -> float:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        fps = float(Fraction(value.strip())) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise _bad("must be a positive number") from None
+    if not math.isfinite(fps) or fps <= 0:
+        raise _bad("must be a positive number")
+    return fps
+
+
+def _backend(value: Any) -> str:
+    if not isinstance(value, str) or value not in BACKENDS:
+        raise _bad(f"unknown backend; choose one of {', '.join(sorted(BACKENDS))}")
+    return str(value)
+
+
+def _path(value: Path, info: ValidationInfo) -> Path:
+    """Resolve a path against the shot list's folder and refuse one that leaves it (unless allowed)."""
+    context = info.context or {}
+    root = context.get("root")
+    if root is None:
+        return value
+    resolved = (root / value).resolve()
+    if not context.get("allow_outside_root") and not resolved.is_relative_to(root):
+        raise _bad(f"leaves the shot list's folder {root}; allow_outside_root=True (--allow-outside-root) permits it")
+    return resolved
+
+
+Name = Annotated[str, BeforeValidator(_name)]
+ListPath = Annotated[Path, AfterValidator(_path)]
+Fps = Annotated[float, BeforeValidator(_fps)]
+Backend = Annotated[str, BeforeValidator(_backend)]
+FrameIndex = Annotated[int, Field(ge=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ----------------------------------------------------------------------------- records
+
+
+class KeyImage(_Model):
+    """One keyframe image of an image-source shot, at its 0-based frame number."""
+
+    frame: FrameIndex
+    image: ListPath
+
+
+class Source(_Model):
+    """Where the drawings come from: a video of the rough animation, or keyframe images (exactly one)."""
+
+    video: ListPath | None = None
+    images: tuple[KeyImage, ...] | None = None
+    cuts: tuple[FrameIndex, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, (str, os.PathLike)):
+            return {"video": value}
+        if isinstance(value, list):
+            return {"images": value}
+        if not isinstance(value, dict):
+            raise _bad("must be a video path, a list of {frame, image} keyframe images, or {images, cuts}")
+        return value
+
+    @field_validator("images")
+    @classmethod
+    def _frames_increase(cls, images: tuple[KeyImage, ...] | None) -> tuple[KeyImage, ...] | None:
+        if images is None:
+            return None
+        if not images:
+            raise _bad("must list at least one keyframe image")
+        frames = [k.frame for k in images]
+        if frames != sorted(set(frames)):
+            raise _bad(f"frame numbers must increase strictly, got {frames}")
+        return images
+
+    @field_validator("cuts")
+    @classmethod
+    def _cuts_on_images(cls, cuts: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        if not cuts:
+            return cuts
+        if "images" not in info.data:
+            return cuts  # the images themselves were bad; that error is reported already
+        images = info.data["images"]
+        if images is None:
+            raise _bad("explicit cuts are only for image sources (a video's cuts are detected)")
+        frames = {k.frame for k in images}
+        missing = [c for c in cuts if c not in frames]
+        if missing:
+            raise _bad(f"a cut must start on a keyframe image; no image at frame(s) {missing}")
+        return tuple(sorted(set(cuts)))
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Source:
+        if (self.video is None) == (self.images is None):
+            raise _bad("give either a video or keyframe images")
+        return self
+
+    @property
+    def kind(self) -> Literal["video", "images"]:
+        """"video" or "images"."""
+        return "video" if self.video is not None else "images"
+
+
+class RenderParams(_Model):
+    """How a shot's pairs are rendered: seed, in-betweens per gap, and free-form backend parameters."""
+
+    seed: int = 0
+    inbetweens: Annotated[int, Field(ge=0)] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Shot(_Model):
+    """One shot of the list, with every default filled in and every path absolute."""
+
+    code: Name
+    show: Name = "untitled"
+    sequence: Name = "main"
+    source: Source
+    fps: Fps
+    start: FrameIndex | None = None
+    end: FrameIndex | None = None
+    prompt: str = ""
+    backend: Backend = "rife"
+    render: RenderParams = Field(default_factory=RenderParams)
+    lut: ListPath | None = None
+    output: ListPath | None = None
+    priority: int = 0
+
+    # Set by load_shotlist, so per-shot errors at detect time can name the file and the field.
+    _origin: str = PrivateAttr(default="")  # "shots.yaml: shots[1]" or "shots.csv: line 3"
+    _sep: str = PrivateAttr(default=".")  # between origin and field: "." (YAML) or ": " (CSV)
+    _root: Path | None = PrivateAttr(default=None)
+
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, end: int | None, info: ValidationInfo) -> int | None:
+        start = info.data.get("start")
+        if end is not None and start is not None and end < start:
+            raise _bad(f"must not come before start ({start})")
+        return end
+
+    @field_validator("lut")
+    @classmethod
+    def _cube(cls, lut: Path | None) -> Path | None:
+        if lut is not None and lut.suffix.lower() != ".cube":
+            raise _bad("must be a .cube LUT file")
+        return lut
+
+    @property
+    def id(self) -> str:
+        """The shot's identity: "show/sequence/code"."""
+        return f"{self.show}/{self.sequence}/{self.code}"
+
+    def where(self, field: str) -> str:
+        """The message prefix naming this shot's `field` in its shot list, e.g. "shots.yaml: shots[1].source"."""
+        if not self._origin:
+            return f"shot {self.id}: {field}"
+        return f"{self._origin}{self._sep}{field}"
+
+    def shown(self, path: Path) -> str:
+        """`path` as the shot list's author wrote it: relative to the shot list's folder when inside it."""
+        if self._root is not None and path.is_relative_to(self._root):
+            return path.relative_to(self._root).as_posix()
+        return str(path)
+
+
+class _RenderDefaults(_Model):
+    seed: int | None = None
+    inbetweens: Annotated[int, Field(ge=0)] | None = None
+    params: dict[str, Any] | None = None
+
+
+class _Defaults(_Model):
+    """The defaults block: the inheritable shot fields, each optional, validated where they are written."""
+
+    show: Name | None = None
+    sequence: Name | None = None
+    fps: Fps | None = None
+    prompt: str | None = None
+    backend: Backend | None = None
+    render: _RenderDefaults | None = None
+    lut: ListPath | None = None
+    output: ListPath | None = None
+    priority: int | None = None
+
+
+class _File(_Model):
+    defaults: dict[str, Any] | None = None
+    shots: list[Any]
+
+    @field_validator("shots")
+    @classmethod
+    def _not_empty(cls, shots: list[Any]) -> list[Any]:
+        if not shots:
+            raise _bad("must list at least one shot")
+        return shots
+
+
+@dataclass(frozen=True)
+class ShotList:
+    """A validated shot list: its file, the folder its paths are relative to, and its shots in file order."""
+
+    path: Path
+    root: Path
+    shots: tuple[Shot, ...]
+
+    def ordered(self) -> list[Shot]:
+        """The shots in render order: highest priority first, then file order."""
+        return sorted(self.shots, key=lambda shot: -shot.priority)
+
+    def get(self, shot_id: str) -> Shot:
+        """The shot whose id ("show/sequence/code") is `shot_id`; KeyError if none."""
+        for shot in self.shots:
+            if shot.id == shot_id:
+                return shot
+        raise KeyError(shot_id)
+
+
+# ----------------------------------------------------------------------------- error messages
+
+
+def _loc(parts: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _lines(
+    exc: ValidationError, where: Callable[[tuple[int | str, ...]], str], prefix: tuple[int | str, ...] = ()
+) -> list[str]:
+    """One line per pydantic error: "<where>: <message> (got <input>)"."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = prefix + tuple(err["loc"])
+        if err["type"] == "missing":
+            msg = "required"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        else:
+            msg = err["msg"][:1].lower() + err["msg"][1:]
+            value = err.get("input")
+            if isinstance(value, (str, int, float, bool)) or value is None:
+                shown = repr(value)
+                msg += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+        lines.append(f"{where(loc)}: {msg}")
+    return lines
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _read_yaml(name: str, text: str) -> tuple[dict[str, Any], list[Any]]:
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise ShotListError(f"{name}: {at}YAML syntax error: {problem}") from None
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else type(data).__name__
+        raise ShotListError(f"{name}: must be a mapping with a 'shots' list (got {got})")
+    try:
+        top = _File.model_validate(data)
+    except ValidationError as exc:
+        raise ShotListError("\n".join(_lines(exc, lambda loc: f"{name}: {_loc(loc)}"))) from None
+    return top.defaults or {}, top.shots
+
+
+_CSV_COLUMNS = ("code", "source", "fps", "show", "sequence", "prompt", "backend", "seed", "inbetweens",
+                "lut", "output", "priority", "start", "end")  # fmt: skip
+_CSV_RENDER = ("seed", "inbetweens")
+
+
+def _read_csv(name: str, text: str) -> tuple[list[Any], list[int]]:
+    """Rows as shot dicts (empty cells left out) and the line each row ends on."""
+    reader = csv.DictReader(io.StringIO(text, newline=""), restkey="\0extra", skipinitialspace=True, strict=True)
+    try:
+        header = reader.fieldnames or []
+        unknown = [c for c in header if c not in _CSV_COLUMNS]
+        if unknown:
+            raise ShotListError(f"{name}: line 1: unknown column {unknown[0]!r} (columns: {', '.join(_CSV_COLUMNS)})")
+        for column in ("code", "source", "fps"):
+            if column not in header:
+                raise ShotListError(f"{name}: line 1: missing column {column!r}")
+        shots, lines = [], []
+        for row in reader:
+            if "\0extra" in row or None in row.values():
+                raise ShotListError(f"{name}: line {reader.line_num}: expected {len(header)} cells")
+            cells = {k: v.strip() for k, v in row.items() if v.strip()}
+            shot: dict[str, Any] = {k: v for k, v in cells.items() if k not in _CSV_RENDER}
+            render = {k: v for k, v in cells.items() if k in _CSV_RENDER}
+            if render:
+                shot["render"] = render
+            shots.append(shot)
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        # The reader counts only the lines of rows it finished; the bad row starts on the next line.
+        raise ShotListError(f"{name}: line {reader.line_num + 1}: CSV syntax error: {exc}") from None
+    if not shots:
+        raise ShotListError(f"{name}: shots: must list at least one shot")
+    return shots, lines
+
+
+def _as_written(loc: tuple[int | str, ...], raw: dict[str, Any]) -> tuple[int | str, ...]:
+    """Drop the implied `video`/`images` step from an error's location when the source used the shorthand."""
+    if loc[2:4] in (("source", "video"), ("source", "images")) and not isinstance(raw.get("source"), dict):
+        return loc[:3] + loc[4:]
+    return loc
+
+
+def load_shotlist(path: str | os.PathLike[str], *, allow_outside_root: bool = False) -> ShotList:
+    """Read and validate a YAML or CSV shot list; raise ShotListError (one line per problem) if it is bad."""
+    name = os.fspath(path)
+    file = Path(path)
+    suffix = file.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".csv"):
+        raise ShotListError(f"{name}: a shot list must be a .yaml, .yml or .csv file")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ShotListError(f"{name}: cannot read shot list: {reason}") from None
+    root = file.resolve().parent
+    context = {"root": root, "allow_outside_root": allow_outside_root}
+
+    if suffix == ".csv":
+        raw_shots, csv_lines = _read_csv(name, text)
+        defaults: dict[str, Any] = {}
+        sep = ": "
+
+        def label(i: int) -> str:
+            return f"line {csv_lines[i]}"
+
+        def where(loc: tuple[int | str, ...]) -> str:
+            fields = loc[2:]
+            if fields[:1] == ("render",) and len(fields) > 1:
+                fields = fields[1:]  # CSV's seed/inbetweens columns live under render
+            return f"{name}: {label(int(loc[1]))}" + (f": {_loc(fields)}" if fields else "")
+    else:
+        defaults, raw_shots = _read_yaml(name, text)
+        sep = "."
+
+        def label(i: int) -> str:
+            return f"shots[{i}]"
+
+        def where(loc: tuple[int | str, ...]) -> str:
+            return f"{name}: {_loc(loc)}"
+
+        try:
+            _Defaults.model_validate(defaults, context=context)
+        except ValidationError as exc:
+            raise ShotListError("\n".join(_lines(exc, where, ("defaults",)))) from None
+
+    shots: list[Shot] = []
+    errors: list[str] = []
+    first_at: dict[str, int] = {}
+    for i, raw in enumerate(raw_shots):
+        if not isinstance(raw, dict):
+            errors.append(f"{where(('shots', i))}: must be a mapping of shot fields (got {type(raw).__name__})")
+            continue
+        try:
+            shot = Shot.model_validate(_merge(defaults, raw), context=context)
+        except ValidationError as exc:
+            errors.extend(_lines(exc, lambda loc: where(_as_written(loc, raw)), ("shots", i)))
+            continue
+        shot._origin, shot._sep, shot._root = f"{name}: {label(i)}", sep, root
+        if shot.id in first_at:
+            first = label(first_at[shot.id])
+            errors.append(f"{where(('shots', i, 'code'))}: duplicate shot {shot.id!r} (first at {first})")
+            continue
+        first_at[shot.id] = i
+        shots.append(shot)
+    if errors:
+        raise ShotListError("\n".join(errors))
+    return ShotList(path=file.resolve(), root=root, shots=tuple(shots))

@@ -1,0 +1,289 @@
+"""The shot list: schema, defaults, paths kept inside its folder, CSV, and one-line errors naming file and field."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tasks.shotlist import RenderParams, Shot, ShotList, ShotListError, Source, load_shotlist
+
+WriteList = Callable[..., ShotList]
+
+
+def _error(path: Path, text: str, **kwargs: Any) -> str:
+    path.write_text(text)
+    with pytest.raises(ShotListError) as info:
+        load_shotlist(path, **kwargs)
+    return str(info.value)
+
+
+def test_the_smallest_shot_list_gets_every_default(tmp_path: Path) -> None:
+    path = tmp_path / "shots.yaml"
+    path.write_text("shots: [{code: sq010_sh0010, source: rough/sq010_sh0010.mp4, fps: 24}]\n")
+    shots = load_shotlist(path)
+    assert shots.path == path.resolve() and shots.root == tmp_path.resolve()
+    (shot,) = shots.shots
+    assert shot.id == "untitled/main/sq010_sh0010"
+    assert shot.source == Source(video=tmp_path.resolve() / "rough/sq010_sh0010.mp4")
+    assert shot.source.kind == "video"
+    assert shot.fps == 24.0
+    assert (shot.start, shot.end, shot.prompt, shot.backend, shot.lut, shot.output, shot.priority) == (
+        None, None, "", "rife", None, None, 0
+    )  # fmt: skip
+    assert shot.render == RenderParams(seed=0, inbetweens=None, params={})
+
+
+def test_shots_inherit_defaults_and_override_them_key_by_key(write_shotlist: WriteList, tmp_path: Path) -> None:
+    shots = write_shotlist(
+        [
+            {"code": "sh0010", "source": "a.mp4"},
+            {"code": "sh0020", "source": "b.mp4", "fps": 12, "backend": "toon",
+             "render": {"inbetweens": 2, "params": {"cfg": 5.0}}, "priority": 3},
+        ],  # fmt: skip
+        defaults={"show": "demo", "sequence": "sq010", "fps": 24, "backend": "crossfade", "prompt": "a cat",
+                  "render": {"seed": 7, "params": {"steps": 10, "cfg": 7.5}}, "lut": "luts/show.cube",
+                  "output": "out"},  # fmt: skip
+    )
+    first, second = shots.shots
+    assert first.id == "demo/sq010/sh0010" and second.id == "demo/sq010/sh0020"
+    assert (first.fps, first.backend, first.prompt) == (24.0, "crossfade", "a cat")
+    assert first.render == RenderParams(seed=7, inbetweens=None, params={"steps": 10, "cfg": 7.5})
+    assert first.lut == tmp_path.resolve() / "luts/show.cube" and first.output == tmp_path.resolve() / "out"
+    assert (second.fps, second.backend, second.priority) == (12.0, "toon", 3)
+    assert second.render == RenderParams(seed=7, inbetweens=2, params={"steps": 10, "cfg": 5.0})
+
+
+def test_image_sources_long_form_and_shorthand(write_shotlist: WriteList, tmp_path: Path) -> None:
+    images = [{"frame": 0, "image": "k/a.png"}, {"frame": 6, "image": "k/b.png"}]
+    shots = write_shotlist(
+        [
+            {"code": "long", "source": {"images": images, "cuts": [6]}, "fps": 24, "end": 11},
+            {"code": "short", "source": images, "fps": 24},
+        ]
+    )
+    long, short = shots.shots
+    assert long.source.kind == "images" and long.source.video is None
+    assert [(k.frame, k.image) for k in long.source.images or ()] == [
+        (0, tmp_path.resolve() / "k/a.png"),
+        (6, tmp_path.resolve() / "k/b.png"),
+    ]
+    assert long.source.cuts == (6,) and long.end == 11
+    assert short.source.images == long.source.images and short.source.cuts == ()
+
+
+def test_fps_accepts_numbers_and_ratios(write_shotlist: WriteList) -> None:
+    shots = write_shotlist(
+        [{"code": "a", "source": "a.mp4", "fps": "24000/1001"}, {"code": "b", "source": "b.mp4", "fps": 12.5}]
+    )
+    assert shots.shots[0].fps == pytest.approx(23.976, abs=1e-3) and shots.shots[1].fps == 12.5
+
+
+def test_priority_orders_rush_shots_first_then_file_order(write_shotlist: WriteList) -> None:
+    shots = write_shotlist(
+        [{"code": c, "source": f"{c}.mp4", "priority": p} for c, p in (("a", 0), ("b", 5), ("c", 0), ("d", 5))],
+        defaults={"fps": 24},
+    )
+    assert [s.code for s in shots.ordered()] == ["b", "d", "a", "c"]
+    assert shots.get("untitled/main/c").code == "c"
+    with pytest.raises(KeyError):
+        shots.get("untitled/main/zz")
+
+
+def test_a_loaded_shot_names_its_fields_and_shows_paths_as_written(write_shotlist: WriteList, tmp_path: Path) -> None:
+    shots = write_shotlist(
+        [{"code": "a", "source": "a.mp4"}, {"code": "b", "source": "rough/b.mp4"}], defaults={"fps": 24}
+    )
+    shot = shots.shots[1]
+    assert shot.where("source") == f"{tmp_path / 'shots.yaml'}: shots[1].source"
+    assert shot.shown(shot.source.video or Path()) == "rough/b.mp4"
+    again = pickle.loads(pickle.dumps(shot))  # shots travel to workers
+    assert again == shot and again.where("fps") == f"{tmp_path / 'shots.yaml'}: shots[1].fps"
+    direct = Shot(code="x", source=Source(video=Path("/abs/x.mp4")), fps=24)
+    assert direct.where("source") == "shot untitled/main/x: source" and direct.shown(Path("/abs/x.mp4")) == "/abs/x.mp4"
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def test_a_path_leaving_the_folder_is_refused_unless_allowed(tmp_path: Path) -> None:
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    path = lists / "shots.yaml"
+    text = "shots:\n  - {code: a, source: ../elsewhere/a.mp4, fps: 24}\n"
+    message = _error(path, text)
+    assert message == (
+        f"{path}: shots[0].source: leaves the shot list's folder {lists.resolve()}; "
+        "allow_outside_root=True (--allow-outside-root) permits it (got '../elsewhere/a.mp4')"
+    )
+    shot = load_shotlist(path, allow_outside_root=True).shots[0]
+    assert shot.source.video == tmp_path.resolve() / "elsewhere/a.mp4"
+    assert shot.shown(shot.source.video) == str(tmp_path.resolve() / "elsewhere/a.mp4")
+
+
+def test_symlinks_and_absolute_paths_are_judged_where_they_lead(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    (root / "rough").mkdir(parents=True)
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+    path = root / "shots.yaml"
+    message = _error(path, "shots:\n  - {code: a, source: escape/a.mp4, fps: 24}\n")
+    assert message.startswith(f"{path}: shots[0].source: leaves the shot list's folder")
+    inside = root.resolve() / "rough/a.mp4"
+    path.write_text(f"shots:\n  - {{code: a, source: '{inside}', fps: 24, lut: rough/../show.cube}}\n")
+    shot = load_shotlist(path).shots[0]
+    assert shot.source.video == inside and shot.lut == root.resolve() / "show.cube"
+    message = _error(path, "defaults: {lut: ../show.cube}\nshots:\n  - {code: a, source: a.mp4, fps: 24}\n")
+    assert message.startswith(f"{path}: defaults.lut: leaves the shot list's folder")
+
+
+# ----------------------------------------------------------------------------- errors
+
+BASE = "  - {code: a, source: a.mp4, fps: 24}\n  - {code: b, source: b.mp4, fps: 24}\n"
+NAME_RULE = "must be a folder-safe name: letters, digits, '.', '_' or '-', not starting with '.'"
+
+
+@pytest.mark.parametrize(
+    ("shot", "expected"),
+    [
+        ("{code: c, source: c.mp4, fps: abc}", "shots[2].fps: must be a positive number (got 'abc')"),
+        ("{code: c, source: c.mp4, fps: -5}", "shots[2].fps: must be a positive number (got -5)"),
+        ("{code: c, source: c.mp4, fps: true}", "shots[2].fps: must be a positive number (got True)"),
+        ("{code: c, source: c.mp4}", "shots[2].fps: required"),
+        ("{source: c.mp4, fps: 24}", "shots[2].code: required"),
+        ("{code: c, fps: 24}", "shots[2].source: required"),
+        ("{code: c, source: c.mp4, fps: 24, fsp: 24}", "shots[2].fsp: unknown field"),
+        ("{code: c/d, source: c.mp4, fps: 24}", f"shots[2].code: {NAME_RULE} (got 'c/d')"),
+        ("{code: c, show: .., source: c.mp4, fps: 24}", f"shots[2].show: {NAME_RULE} (got '..')"),
+        ("{code: c, source: c.mp4, fps: 24, backend: tooon}",
+         "shots[2].backend: unknown backend; choose one of crossfade, rife, simulated-gpu, toon (got 'tooon')"),
+        ("{code: c, source: c.mp4, fps: 24, lut: show.png}", "shots[2].lut: must be a .cube LUT file (got 'show.png')"),
+        ("{code: c, source: c.mp4, fps: 24, start: 10, end: 4}",
+         "shots[2].end: must not come before start (10) (got 4)"),
+        ("{code: c, source: c.mp4, fps: 24, start: -1}",
+         "shots[2].start: input should be greater than or equal to 0 (got -1)"),
+        ("{code: c, source: c.mp4, fps: 24, priority: high}",
+         "shots[2].priority: input should be a valid integer, unable to parse string as an integer (got 'high')"),
+        ("{code: c, source: c.mp4, fps: 24, render: {inbetweens: -1}}",
+         "shots[2].render.inbetweens: input should be greater than or equal to 0 (got -1)"),
+        ("{code: c, source: c.mp4, fps: 24, render: {inbetween: 3}}", "shots[2].render.inbetween: unknown field"),
+        ("{code: c, source: 12, fps: 24}",
+         "shots[2].source: must be a video path, a list of (frame, image) keyframe images, or (images, cuts) (got 12)"),
+        ("{code: c, source: {video: c.mp4, images: [{frame: 0, image: a.png}]}, fps: 24}",
+         "shots[2].source: give either a video or keyframe images"),
+        ("{code: c, source: {video: c.mp4, cuts: [3]}, fps: 24}",
+         "shots[2].source.cuts: explicit cuts are only for image sources (a video's cuts are detected)"),
+        ("{code: c, source: {images: [{frame: 0, image: a.png}, {frame: 4, image: b.png}], cuts: [3]}, fps: 24}",
+         "shots[2].source.cuts: a cut must start on a keyframe image; no image at frame(s) [3]"),
+        ("{code: c, source: [{frame: 4, image: a.png}, {frame: 4, image: b.png}], fps: 24}",
+         "shots[2].source: frame numbers must increase strictly, got [4, 4]"),
+        ("{code: c, source: [], fps: 24}", "shots[2].source: must list at least one keyframe image"),
+        ("{code: c, source: [{frame: 0}], fps: 24}", "shots[2].source[0].image: required"),
+        ("{code: a, source: c.mp4, fps: 24}", "shots[2].code: duplicate shot 'untitled/main/a' (first at shots[0])"),
+        ("just-a-string", "shots[2]: must be a mapping of shot fields (got str)"),
+    ],
+)
+def test_each_problem_is_one_line_naming_file_and_field(tmp_path: Path, shot: str, expected: str) -> None:
+    path = tmp_path / "shots.yaml"
+    assert _error(path, f"shots:\n{BASE}  - {shot}\n") == f"{path}: {expected}"
+
+
+def test_several_problems_give_one_complete_line_each(tmp_path: Path) -> None:
+    path = tmp_path / "shots.yaml"
+    text = "shots:\n  - {code: a, source: a.mp4, fps: abc}\n  - {code: b, source: b.mp4, fps: 24, backend: x}\n"
+    lines = _error(path, text).splitlines()
+    assert lines == [
+        f"{path}: shots[0].fps: must be a positive number (got 'abc')",
+        f"{path}: shots[1].backend: unknown backend; choose one of crossfade, rife, simulated-gpu, toon (got 'x')",
+    ]
+
+
+def test_a_duplicate_shot_in_another_sequence_is_a_different_shot(write_shotlist: WriteList) -> None:
+    shots = write_shotlist(
+        [{"code": "a", "source": "a.mp4"}, {"code": "a", "sequence": "sq2", "source": "a.mp4"}], defaults={"fps": 24}
+    )
+    assert [s.id for s in shots.shots] == ["untitled/main/a", "untitled/sq2/a"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("shots: [{code: a, source: a.mp4, fps: 24}\n",
+         "line 2, column 1: YAML syntax error: expected ',' or ']', but got '<stream end>'"),
+        ("shots:\n  - code: a\n    code: b\n",
+         "line 3, column 5: YAML syntax error: key 'code' appears twice in one mapping"),
+        ("", "must be a mapping with a 'shots' list (got an empty file)"),
+        ("- {code: a}\n", "must be a mapping with a 'shots' list (got list)"),
+        ("shots: []\n", "shots: must list at least one shot"),
+        ("shots: {code: a}\n", "shots: input should be a valid list"),
+        ("defaults: {fps: 24}\n", "shots: required"),
+        ("shots: [{code: a, source: a.mp4, fps: 24}]\nshow: x\n", "show: unknown field"),
+        ("defaults: {fps: 0}\nshots: [{code: a, source: a.mp4}]\n", "defaults.fps: must be a positive number (got 0)"),
+        ("defaults: {code: a}\nshots: [{code: a, source: a.mp4, fps: 1}]\n", "defaults.code: unknown field"),
+        ("defaults: {render: {seeds: 1}}\nshots: [{code: a, source: a.mp4, fps: 1}]\n",
+         "defaults.render.seeds: unknown field"),
+    ],
+)
+def test_whole_file_problems_name_the_line_or_the_block(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "shots.yaml"
+    assert _error(path, text) == f"{path}: {expected}"
+
+
+def test_unreadable_files_and_unknown_formats(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ShotListError, match=r"nope.yaml: cannot read shot list: No such file or directory$"):
+        load_shotlist(missing)
+    with pytest.raises(ShotListError, match=r"shots.json: a shot list must be a .yaml, .yml or .csv file$"):
+        load_shotlist(tmp_path / "shots.json")
+    binary = tmp_path / "shots.yml"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ShotListError, match=r"shots.yml: cannot read shot list: 'utf-8' codec can't decode"):
+        load_shotlist(binary)
+
+
+# ----------------------------------------------------------------------------- CSV
+
+
+def test_csv_rows_are_shots(tmp_path: Path) -> None:
+    path = tmp_path / "shots.csv"
+    path.write_text(
+        "code,source,fps,show,sequence,prompt,backend,seed,inbetweens,lut,priority,start,end\n"
+        "sh0010,rough/a.mp4,24,demo,sq010,\"a cat, walking\",toon,7,3,show.cube,2,4,40\n"
+        "sh0020, rough/b.mp4, 12,,,,,,,,,,\n"
+    )
+    first, second = load_shotlist(path).shots
+    assert first.id == "demo/sq010/sh0010" and first.prompt == "a cat, walking" and first.backend == "toon"
+    assert first.render == RenderParams(seed=7, inbetweens=3) and first.lut == tmp_path.resolve() / "show.cube"
+    assert (first.priority, first.start, first.end) == (2, 4, 40)
+    assert second.id == "untitled/main/sh0020" and second.fps == 12.0 and second.render == RenderParams()
+    assert second.source.video == tmp_path.resolve() / "rough/b.mp4"
+    assert second.where("source") == f"{path}: line 3: source"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("code,source,fps\na,a.mp4,24\nb,b.mp4,abc\n", "line 3: fps: must be a positive number (got 'abc')"),
+        ("code,source,fps,seed\na,a.mp4,24,x\n",
+         "line 2: seed: input should be a valid integer, unable to parse string as an integer (got 'x')"),
+        ("code,source,fps,inbetweens\na,a.mp4,24,-2\n",
+         "line 2: inbetweens: input should be greater than or equal to 0 (got '-2')"),
+        ("code,source,fps\na,a.mp4,24\na,b.mp4,24\n",
+         "line 3: code: duplicate shot 'untitled/main/a' (first at line 2)"),
+        ("code,source,fps\na,../a.mp4,24\n", "line 2: source: leaves the shot list's folder"),
+        ("code,source,fps,colour\na,a.mp4,24,red\n",
+         "line 1: unknown column 'colour' (columns: code, source, fps, show,"),
+        ("code,source\na,a.mp4\n", "line 1: missing column 'fps'"),
+        ("code,source,fps\na,a.mp4,24,extra\n", "line 2: expected 3 cells"),
+        ("code,source,fps\na,a.mp4\n", "line 2: expected 3 cells"),
+        ("code,source,fps\n", "shots: must list at least one shot"),
+        ("code,source,fps\n\"a,a.mp4,24\n", "line 2: CSV syntax error: unexpected end of data"),
+    ],
+)
+def test_csv_errors_name_the_line_and_the_column(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "shots.csv"
+    assert _error(path, text).startswith(f"{path}: {expected}")
