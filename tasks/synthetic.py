@@ -13,6 +13,7 @@ the palette colours, for tests that count colours.
 
 from __future__ import annotations
 
+import colorsys
 import math
 import random
 from collections.abc import Sequence
@@ -74,6 +75,15 @@ def make_character(seed: int = 0) -> Character:
     def colour(lo: int, hi: int) -> RGB:
         return (rng.randint(lo, hi), rng.randint(lo, hi), rng.randint(lo, hi))
 
+    def hue(h: float, saturation: float, value: float) -> RGB:
+        r, g, b = colorsys.hsv_to_rgb(h % 1.0, saturation, value)
+        return (round(r * 255), round(g * 255), round(b * 255))
+
+    # Consecutive seeds get skies far apart in hue, saturation and brightness: a cut between them is a clear
+    # scene change (PySceneDetect's content score above 60 for every pair of seeds from -5 to 200).
+    sky_hue = seed * 0.382
+    sky_sat, sky_value = (0.25, 0.95) if seed % 2 == 0 else (0.6, 0.62)
+
     x0 = rng.uniform(0.25, 0.4)
     start = Pose(x=x0, y=0.55, tilt=rng.uniform(-15.0, 0.0), arm=rng.uniform(-50.0, -30.0), scale=1.0)
     end = Pose(
@@ -88,8 +98,8 @@ def make_character(seed: int = 0) -> Character:
         head=colour(180, 255),
         arm=colour(60, 200),
         ink=colour(0, 40),
-        sky=colour(120, 230),
-        ground=colour(40, 140),
+        sky=hue(sky_hue, sky_sat, sky_value),
+        ground=hue(sky_hue + 0.5, 0.5, 0.45),
         start=start,
         end=end,
     )
