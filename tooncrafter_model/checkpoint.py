@@ -49,22 +49,31 @@ def official_to_toonfarm(state_dict: Mapping[str, torch.Tensor]) -> dict[str, to
 # ---------------------------------------------------------------------------------------------------
 
 
+_TORCH_BOILERPLATE = ("Weights only load failed", "Check the documentation", "Please file an issue")
+
+
+def _reason(exc: BaseException) -> str:
+    """The informative line of a torch.load error (its messages run over many lines of advice)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(_TORCH_BOILERPLATE)]
+    lines = [line.removeprefix("WeightsUnpickler error:").strip() for line in lines]
+    lines = [line for line in lines if line]
+    return (lines[0] if lines else type(exc).__name__)[:200]
+
+
 def _load_pickle(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: refused, the pickle holds more than tensors ({first[:160]})") from None
-    except RuntimeError as exc:
-        if "mmap" not in str(exc):
-            raise CheckpointError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0][:160]})") from None
-    # legacy (pre-zip) torch files cannot be memory-mapped
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path}: refused, the pickle holds more than tensors ({exc})") from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({exc})") from None
+    for mmap in (True, False):  # legacy (pre-zip) torch files cannot be memory-mapped
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except pickle.UnpicklingError as exc:
+            reason = _reason(exc)
+            if "global" in reason.lower():
+                raise CheckpointError(f"{path}: refused, the pickle holds more than tensors ({reason})") from None
+            raise CheckpointError(f"{path}: not a readable torch checkpoint ({reason})") from None
+        except (RuntimeError, EOFError, OSError, ValueError) as exc:
+            if not (mmap and "mmap" in str(exc)):
+                raise CheckpointError(f"{path}: not a readable torch checkpoint ({_reason(exc)})") from None
+    raise AssertionError("unreachable")
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:

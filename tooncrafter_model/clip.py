@@ -32,8 +32,8 @@ class PackedSelfAttention(nn.Module):
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
-        self.in_proj_bias = nn.Parameter(torch.empty(3 * width))
+        self.in_proj_weight = nn.Parameter(torch.randn(3 * width, width) * width**-0.5)
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
         self.out_proj = nn.Linear(width, width)
 
     def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
@@ -88,12 +88,12 @@ class VisionTransformer(nn.Module):
         super().__init__()
         w = cfg.width
         self.conv1 = nn.Conv2d(3, w, cfg.patch_size, stride=cfg.patch_size, bias=False)
-        self.class_embedding = nn.Parameter(torch.empty(w))
-        self.positional_embedding = nn.Parameter(torch.empty(cfg.tokens, w))
+        self.class_embedding = nn.Parameter(torch.randn(w) * w**-0.5)
+        self.positional_embedding = nn.Parameter(torch.randn(cfg.tokens, w) * w**-0.5)
         self.ln_pre = nn.LayerNorm(w)
         self.transformer = Transformer(w, cfg.layers, cfg.heads, cfg.mlp_ratio)
         self.ln_post = nn.LayerNorm(w)  # unused by ToonCrafter
-        self.proj = nn.Parameter(torch.empty(w, embed_dim))  # unused by ToonCrafter
+        self.proj = nn.Parameter(torch.randn(w, embed_dim) * w**-0.5)  # unused by ToonCrafter
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Preprocessed [N, 3, 224, 224] -> all tokens [N, 1 + patches, W] before ln_post."""
@@ -110,11 +110,11 @@ class OpenCLIP(nn.Module):
         super().__init__()
         t: TextTowerConfig = cfg.text
         self.token_embedding = nn.Embedding(t.vocab_size, t.width)
-        self.positional_embedding = nn.Parameter(torch.empty(t.context_length, t.width))
+        self.positional_embedding = nn.Parameter(torch.randn(t.context_length, t.width) * 0.01)
         if text_trunk:
             self.transformer = Transformer(t.width, t.layers, t.heads, t.mlp_ratio)
         self.ln_final = nn.LayerNorm(t.width)
-        self.text_projection = nn.Parameter(torch.empty(t.width, cfg.embed_dim))
+        self.text_projection = nn.Parameter(torch.randn(t.width, cfg.embed_dim) * t.width**-0.5)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         if visual:
             self.visual = VisionTransformer(cfg.vision, cfg.embed_dim)
