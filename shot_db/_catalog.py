@@ -1,0 +1,64 @@
+"""Shots and keyframes: idempotent upserts of the things every render and version refers to."""
+
+from __future__ import annotations
+
+import os
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shot_db import _checks as check
+from shot_db._errors import ShotDBError
+from shot_db.models import Keyframe, Shot
+
+
+def upsert_shot(*, session: Session, show: str, sequence: str, code: str, fps: float) -> Shot:
+    """The shot (show, sequence, code), created if new; its fps is updated when it changed."""
+    stmt = select(Shot).where(
+        Shot.show == check.name(show, "show"),
+        Shot.sequence == check.name(sequence, "sequence"),
+        Shot.code == check.name(code, "code"),
+    )
+    fps = check.positive(fps, f"{show}/{sequence}/{code} fps")
+    shot = check.locked(session, stmt)
+    if shot is None:
+        shot = check.insert_or_get(session, Shot(show=show, sequence=sequence, code=code, fps=fps), stmt)
+    if shot.fps != fps:
+        shot.fps = fps
+        session.flush()
+    return shot
+
+
+def find_shot(*, session: Session, show: str, sequence: str, code: str) -> Shot:
+    """The shot (show, sequence, code), or ShotDBError if the shot DB has never seen it."""
+    shot = session.scalars(
+        select(Shot).where(Shot.show == show, Shot.sequence == sequence, Shot.code == code)
+    ).one_or_none()
+    if shot is None:
+        raise ShotDBError(f"shot {show}/{sequence}/{code}: not in the shot DB")
+    return shot
+
+
+def upsert_keyframe(
+    *, session: Session, pixel_hash: str, width: int, height: int, path: str | os.PathLike[str]
+) -> Keyframe:
+    """The keyframe with these pixels, created if new; its stored path follows the latest call."""
+    check.sha256(pixel_hash, "keyframe pixel_hash")
+    for field, value in (("width", width), ("height", height)):
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ShotDBError(f"keyframe {pixel_hash[:12]} {field}: {value!r} must be a positive integer")
+    stored = check.path(path, f"keyframe {pixel_hash[:12]} path")
+    stmt = select(Keyframe).where(Keyframe.pixel_hash == pixel_hash)
+    keyframe = check.locked(session, stmt)
+    if keyframe is None:
+        row = Keyframe(pixel_hash=pixel_hash, width=width, height=height, path=stored)
+        keyframe = check.insert_or_get(session, row, stmt)
+    if (keyframe.width, keyframe.height) != (width, height):
+        # The pixel hash covers the shape, so a different size under one hash is a caller's bug.
+        raise ShotDBError(
+            f"keyframe {pixel_hash[:12]} size: {width}x{height} given, {keyframe.width}x{keyframe.height} recorded"
+        )
+    if keyframe.path != stored:
+        keyframe.path = stored
+        session.flush()
+    return keyframe

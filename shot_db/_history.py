@@ -1,0 +1,155 @@
+"""Reading provenance back: a shot's versions, and the lineage of any output frame or file."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from shot_db import _checks as check
+from shot_db._catalog import find_shot
+from shot_db.models import (
+    AttemptStatus,
+    Keyframe,
+    Render,
+    RenderAttempt,
+    ShotVersion,
+    ShotVersionFrame,
+    ShotVersionKeyframe,
+    ShotVersionRender,
+)
+from shot_db.records import AttemptInfo, FrameInfo, KeyframeInfo, Lineage, RenderInfo, VersionInfo
+
+# Everything a VersionInfo shows, loaded in a fixed number of queries (relationships are lazy="raise").
+_VERSION_GRAPH = (
+    joinedload(ShotVersion.shot),
+    selectinload(ShotVersion.renders)
+    .joinedload(ShotVersionRender.render)
+    .options(selectinload(Render.attempts), joinedload(Render.keyframe_a), joinedload(Render.keyframe_b)),
+    selectinload(ShotVersion.keyframes).joinedload(ShotVersionKeyframe.keyframe),
+)
+
+
+def shot_history(*, session: Session, show: str, sequence: str, code: str) -> tuple[VersionInfo, ...]:
+    """Every version of the shot, oldest first, each with the renders and keyframes it was made from."""
+    shot = find_shot(session=session, show=show, sequence=sequence, code=code)
+    return tuple(_versions(session, ShotVersion.shot_id == shot.id).values())
+
+
+def lineage(*, session: Session, target: str | os.PathLike[str]) -> tuple[Lineage, ...]:
+    """What produced an output, newest version first; empty when the shot DB has never recorded it.
+
+    `target` is a frame's pixel hash, an MP4's sha256, or a path: an assembled PNG frame, an MP4 or a
+    provenance sidecar. Pixels that occur in several versions (or frames) give one Lineage each.
+    """
+    if isinstance(target, str) and check.is_sha256(target):
+        frame_match = ShotVersionFrame.pixel_hash == target
+        version_match = ShotVersion.mp4_sha256 == target
+    else:
+        path = check.path(target, "lineage target")
+        frame_match = ShotVersionFrame.path == path
+        version_match = or_(ShotVersion.mp4_path == path, ShotVersion.sidecar_path == path)
+    frames = session.execute(
+        select(ShotVersionFrame, Render.render_key)
+        .outerjoin(Render, ShotVersionFrame.render_id == Render.id)
+        .where(frame_match)
+    ).all()
+    whole = set(session.scalars(select(ShotVersion.id).where(version_match)))
+    infos = _versions(session, ShotVersion.id.in_(whole | {f.version_id for f, _ in frames}))
+    found = [Lineage(version=infos[v], frame=None) for v in whole]
+    found += [Lineage(version=infos[f.version_id], frame=_frame_info(f, key)) for f, key in frames]
+    found.sort(key=lambda x: (x.version.created_at, x.version.number, -x.frame.number if x.frame else 1), reverse=True)
+    return tuple(found)
+
+
+def _versions(session: Session, where: ColumnElement[bool]) -> dict[uuid.UUID, VersionInfo]:
+    rows = session.scalars(
+        select(ShotVersion)
+        .where(where)
+        .order_by(ShotVersion.shot_id, ShotVersion.number)
+        .options(*_VERSION_GRAPH)
+        .execution_options(populate_existing=True)
+    ).unique()
+    return {v.id: _version_info(v) for v in rows}
+
+
+def _version_info(v: ShotVersion) -> VersionInfo:
+    return VersionInfo(
+        show=v.shot.show,
+        sequence=v.shot.sequence,
+        code=v.shot.code,
+        number=v.number,
+        assembly_key=v.assembly_key,
+        frame_count=v.frame_count,
+        fps=v.fps,
+        png_dir=v.png_dir,
+        mp4_path=v.mp4_path,
+        sidecar_path=v.sidecar_path,
+        mp4_sha256=v.mp4_sha256,
+        settings=v.settings,
+        flow_run_id=v.flow_run_id,
+        created_at=v.created_at,
+        renders=tuple(_render_info(p) for p in v.renders),
+        keyframes=tuple(_keyframe_info(k.keyframe, k.frame) for k in v.keyframes),
+    )
+
+
+def _render_info(pair: ShotVersionRender) -> RenderInfo:
+    r = pair.render
+    return RenderInfo(
+        render_key=r.render_key,
+        status=r.status.value,
+        frame_a=pair.frame_a,
+        frame_b=pair.frame_b,
+        keyframe_a=_keyframe_info(r.keyframe_a, None),
+        keyframe_b=_keyframe_info(r.keyframe_b, None),
+        times=tuple(r.times),
+        backend=r.backend,
+        weights_sha256=r.weights_sha256,
+        config_hash=r.config_hash,
+        code_version=r.code_version,
+        params=r.params,
+        seed=r.seed,
+        sketch_hashes=tuple((float(t), str(h)) for t, h in r.sketch_hashes),
+        output_dir=r.output_dir,
+        frame_hashes=tuple(r.frame_hashes or ()),
+        worker=r.worker,
+        node=r.node,
+        started_at=r.started_at,
+        finished_at=r.finished_at,
+        seconds=r.seconds,
+        meta=r.meta,
+        flow_run_id=r.flow_run_id,
+        attempts=tuple(_attempt_info(a) for a in r.attempts),
+    )
+
+
+def _attempt_info(a: RenderAttempt) -> AttemptInfo:
+    return AttemptInfo(
+        attempt=a.attempt,
+        ok=a.status is AttemptStatus.ok,
+        worker=a.worker,
+        node=a.node,
+        started_at=a.started_at,
+        finished_at=a.finished_at,
+        error=a.error,
+        model_loads=a.model_loads,
+        flow_run_id=a.flow_run_id,
+    )
+
+
+def _keyframe_info(k: Keyframe, frame: int | None) -> KeyframeInfo:
+    return KeyframeInfo(pixel_hash=k.pixel_hash, path=k.path, width=k.width, height=k.height, frame=frame)
+
+
+def _frame_info(f: ShotVersionFrame, render_key: str | None) -> FrameInfo:
+    return FrameInfo(
+        number=f.number,
+        path=f.path,
+        pixel_hash=f.pixel_hash,
+        render_key=render_key,
+        inbetween=f.inbetween,
+        keyframe_hash=f.keyframe_hash,
+    )

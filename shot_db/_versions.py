@@ -1,0 +1,152 @@
+"""Shot versions: numbered 1, 2, 3... per shot, allocated safely under concurrency, never overwritten.
+
+Allocation locks the shot row (SELECT ... FOR UPDATE on PostgreSQL; on SQLite every write transaction
+starts with BEGIN IMMEDIATE), so two batches finishing the same shot take turns: the second sees the
+first's version and either takes the next number or, with the same assembly key, reuses it. The unique
+(shot_id, number) constraint backs this up in the database itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shot_db import _checks as check
+from shot_db._errors import ShotDBError
+from shot_db.models import (
+    Keyframe,
+    Render,
+    RenderStatus,
+    Shot,
+    ShotVersion,
+    ShotVersionFrame,
+    ShotVersionKeyframe,
+    ShotVersionRender,
+)
+from shot_db.records import NewVersion, OutputFrame, VersionOutputs, VersionPair
+
+
+def latest_version(*, session: Session, shot: Shot) -> ShotVersion | None:
+    """The shot's highest-numbered version, or None before its first."""
+    return session.scalars(
+        select(ShotVersion).where(ShotVersion.shot_id == shot.id).order_by(ShotVersion.number.desc()).limit(1)
+    ).first()
+
+
+def create_version(
+    *,
+    session: Session,
+    shot: Shot,
+    assembly_key: str,
+    renders: Sequence[VersionPair],
+    keyframes: Mapping[int, str],
+    outputs: VersionOutputs | Callable[[int], VersionOutputs],
+    fps: float | None = None,
+    settings: Mapping[str, Any] | None = None,
+    flow_run_id: str | None = None,
+) -> NewVersion:
+    """Record the shot's next version, or return the latest one unchanged if it has this assembly key.
+
+    `renders` are the finished renders in pair order, `keyframes` maps frame index -> pixel hash.
+    `outputs` may be a function of the new version number (called only when a version is created,
+    while the shot is locked), so output paths such as .../v003/ can name the number they got.
+    """
+    label = f"shot {shot.name}"
+    check.sha256(assembly_key, f"{label} assembly_key")
+    if check.locked(session, select(Shot).where(Shot.id == shot.id)) is None:
+        raise ShotDBError(f"{label}: not in the shot DB")
+    latest = latest_version(session=session, shot=shot)
+    if latest is not None and latest.assembly_key == assembly_key:
+        return NewVersion(version=latest, created=False)
+    number = latest.number + 1 if latest is not None else 1
+    by_key = _finished_renders(session, renders, label)
+    by_hash = _keyframes(session, keyframes, label)
+    out = outputs(number) if callable(outputs) else outputs
+    frames = [_frame(i, f, by_key, by_hash, label) for i, f in enumerate(out.frames, 1)]
+    if not frames:
+        raise ShotDBError(f"{label} outputs.frames: a version needs at least one frame")
+    version = ShotVersion(
+        shot_id=shot.id,
+        number=number,
+        assembly_key=assembly_key,
+        frame_count=len(frames),
+        fps=check.positive(fps if fps is not None else shot.fps, f"{label} fps"),
+        png_dir=check.path(out.png_dir, f"{label} png_dir"),
+        mp4_path=check.path(out.mp4_path, f"{label} mp4_path"),
+        sidecar_path=check.path(out.sidecar_path, f"{label} sidecar_path"),
+        mp4_sha256=check.sha256(out.mp4_sha256, f"{label} mp4_sha256"),
+        settings=check.as_json(dict(settings or {}), f"{label} settings"),
+        flow_run_id=flow_run_id,
+        renders=[
+            ShotVersionRender(position=i, render_id=by_key[p.render_key].id, frame_a=p.frame_a, frame_b=p.frame_b)
+            for i, p in enumerate(renders)
+        ],
+        keyframes=[ShotVersionKeyframe(frame=f, keyframe_hash=h) for f, h in sorted(keyframes.items())],
+        frames=frames,
+    )
+    session.add(version)
+    session.flush()
+    return NewVersion(version=version, created=True)
+
+
+def _finished_renders(session: Session, pairs: Sequence[VersionPair], label: str) -> dict[str, Render]:
+    for i, p in enumerate(pairs):
+        check.sha256(p.render_key, f"{label} renders[{i}].render_key")
+        if not (isinstance(p.frame_a, int) and isinstance(p.frame_b, int) and 0 <= p.frame_a < p.frame_b):
+            raise ShotDBError(f"{label} renders[{i}]: need 0 <= frame_a < frame_b, got {p.frame_a}, {p.frame_b}")
+    keys = {p.render_key for p in pairs}
+    found = {r.render_key: r for r in session.scalars(select(Render).where(Render.render_key.in_(keys)))}
+    for i, p in enumerate(pairs):
+        render = found.get(p.render_key)
+        if render is None or render.status is not RenderStatus.finished:
+            state = "not in the shot DB" if render is None else render.status.value
+            raise ShotDBError(f"{label} renders[{i}]: render {p.render_key[:12]} is {state}, not finished")
+    return found
+
+
+def _keyframes(session: Session, keyframes: Mapping[int, str], label: str) -> dict[str, Keyframe]:
+    for frame, pixel_hash in keyframes.items():
+        if not isinstance(frame, int) or frame < 0:
+            raise ShotDBError(f"{label} keyframes: frame index {frame!r} must be an integer >= 0")
+        check.sha256(pixel_hash, f"{label} keyframes[{frame}]")
+    hashes = set(keyframes.values())
+    found = {k.pixel_hash: k for k in session.scalars(select(Keyframe).where(Keyframe.pixel_hash.in_(hashes)))}
+    missing = sorted(hashes - found.keys())
+    if missing:
+        raise ShotDBError(f"{label} keyframes: {missing[0][:12]} not recorded yet (upsert_keyframe first)")
+    return found
+
+
+def _frame(
+    number: int, frame: OutputFrame, renders: dict[str, Render], keyframes: dict[str, Keyframe], label: str
+) -> ShotVersionFrame:
+    where = f"{label} frames[{number - 1}]"
+    pixel_hash = check.sha256(frame.pixel_hash, f"{where}.pixel_hash")
+    if frame.render_key is not None and frame.keyframe_hash is None:
+        render = renders.get(frame.render_key)
+        if render is None:
+            raise ShotDBError(f"{where}.render_key: {frame.render_key[:12]} is not one of this version's renders")
+        if not isinstance(frame.inbetween, int) or not 1 <= frame.inbetween <= render.inbetweens:
+            raise ShotDBError(f"{where}.inbetween: {frame.inbetween!r} must be in 1..{render.inbetweens}")
+        return ShotVersionFrame(
+            number=number,
+            pixel_hash=pixel_hash,
+            path=check.path(frame.path, f"{where}.path"),
+            render_id=render.id,
+            inbetween=frame.inbetween,
+        )
+    if frame.keyframe_hash is not None and frame.render_key is None and frame.inbetween is None:
+        if frame.keyframe_hash not in keyframes:
+            raise ShotDBError(
+                f"{where}.keyframe_hash: {frame.keyframe_hash[:12]} is not one of this version's keyframes"
+            )
+        return ShotVersionFrame(
+            number=number,
+            pixel_hash=pixel_hash,
+            path=check.path(frame.path, f"{where}.path"),
+            keyframe_hash=frame.keyframe_hash,
+        )
+    raise ShotDBError(f"{where}: give either render_key + inbetween or keyframe_hash as the frame's source")

@@ -1,0 +1,24 @@
+"""The shot DB's tables as typed SQLAlchemy models, one module per aggregate, on one `Base`."""
+
+from shot_db.models._base import Base
+from shot_db.models.batch import BatchRun, BatchStatus
+from shot_db.models.keyframe import Keyframe
+from shot_db.models.render import AttemptStatus, Render, RenderAttempt, RenderStatus
+from shot_db.models.shot import Shot
+from shot_db.models.version import ShotVersion, ShotVersionFrame, ShotVersionKeyframe, ShotVersionRender
+
+__all__ = [
+    "AttemptStatus",
+    "Base",
+    "BatchRun",
+    "BatchStatus",
+    "Keyframe",
+    "Render",
+    "RenderAttempt",
+    "RenderStatus",
+    "Shot",
+    "ShotVersion",
+    "ShotVersionFrame",
+    "ShotVersionKeyframe",
+    "ShotVersionRender",
+]

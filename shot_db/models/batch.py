@@ -1,0 +1,38 @@
+"""A batch run: one flow run over a shot list, with its counts."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shot_db.models._base import PATH_LEN, Base, new_id, status_type, utcnow
+
+
+class BatchStatus(enum.StrEnum):
+    """Where a flow run is."""
+
+    running = "running"
+    finished = "finished"
+    failed = "failed"
+
+
+class BatchRun(Base):
+    """One row per flow run: what it was given, when it ran, and how many pairs it rendered, reused, lost."""
+
+    __tablename__ = "batch_run"
+    __table_args__ = (CheckConstraint("rendered >= 0 AND reused >= 0 AND failed >= 0", name="counts_positive"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    flow_run_id: Mapped[str] = mapped_column(String(64), unique=True)
+    flow_name: Mapped[str] = mapped_column(String(128))
+    shot_list_path: Mapped[str | None] = mapped_column(String(PATH_LEN))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    rendered: Mapped[int] = mapped_column(default=0)
+    reused: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    status: Mapped[BatchStatus] = mapped_column(status_type(BatchStatus, "batch_status"))

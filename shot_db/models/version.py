@@ -1,0 +1,109 @@
+"""A shot version: an assembled, stylized take of a shot, and exactly what it was made from."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shot_db.models._base import HASH_LEN, PATH_LEN, Base, new_id, utcnow
+from shot_db.models.keyframe import Keyframe
+from shot_db.models.render import Render
+from shot_db.models.shot import Shot
+
+
+class ShotVersion(Base):
+    """Version N of a shot. Rows are only ever added: a version is never overwritten or deleted."""
+
+    __tablename__ = "shot_version"
+    __table_args__ = (
+        # Two batches racing on a shot cannot both take number N: the database refuses the second.
+        UniqueConstraint("shot_id", "number"),
+        CheckConstraint("number >= 1", name="number_positive"),
+        CheckConstraint("frame_count >= 1", name="frame_count_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    shot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shot.id"))
+    number: Mapped[int]
+    assembly_key: Mapped[str] = mapped_column(String(HASH_LEN))
+    frame_count: Mapped[int]
+    fps: Mapped[float]
+    png_dir: Mapped[str] = mapped_column(String(PATH_LEN))
+    mp4_path: Mapped[str] = mapped_column(String(PATH_LEN))
+    sidecar_path: Mapped[str] = mapped_column(String(PATH_LEN))
+    mp4_sha256: Mapped[str] = mapped_column(String(HASH_LEN))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    shot: Mapped[Shot] = relationship(lazy="raise")
+    renders: Mapped[list[ShotVersionRender]] = relationship(
+        lazy="raise", order_by="ShotVersionRender.position", cascade="save-update, merge"
+    )
+    keyframes: Mapped[list[ShotVersionKeyframe]] = relationship(
+        lazy="raise", order_by="ShotVersionKeyframe.frame", cascade="save-update, merge"
+    )
+    frames: Mapped[list[ShotVersionFrame]] = relationship(
+        lazy="raise", order_by="ShotVersionFrame.number", cascade="save-update, merge"
+    )
+
+
+class ShotVersionRender(Base):
+    """The renders a version was assembled from, in pair order, with the pair's frames in this shot."""
+
+    __tablename__ = "shot_version_render"
+    __table_args__ = (CheckConstraint("frame_b > frame_a", name="pair_order"),)
+
+    # A render may appear twice in one version (a cycle repeats a pair), so position is the key.
+    version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shot_version.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    render_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("render.id"), index=True)
+    # The render row keeps the frames of the shot it was first made for; these are this shot's.
+    frame_a: Mapped[int]
+    frame_b: Mapped[int]
+
+    render: Mapped[Render] = relationship(lazy="raise")
+
+
+class ShotVersionKeyframe(Base):
+    """The keyframes (drawings) a version used, at their frame index in the shot."""
+
+    __tablename__ = "shot_version_keyframe"
+
+    version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shot_version.id"), primary_key=True)
+    frame: Mapped[int] = mapped_column(primary_key=True)
+    keyframe_hash: Mapped[str] = mapped_column(ForeignKey("keyframe.pixel_hash"), index=True)
+
+    keyframe: Mapped[Keyframe] = relationship(lazy="raise")
+
+
+class ShotVersionFrame(Base):
+    """One output frame of a version: its pixels, its file, and what produced it.
+
+    The source is a render's in-between (render + 1-based index in the render's frames) or a held
+    keyframe; both are empty only on rows carried over from revision 0001, which did not record them.
+    """
+
+    __tablename__ = "shot_version_frame"
+    __table_args__ = (
+        CheckConstraint("number >= 1", name="number_positive"),
+        CheckConstraint(
+            "(render_id IS NULL AND inbetween IS NULL)"
+            " OR (render_id IS NOT NULL AND inbetween >= 1 AND keyframe_hash IS NULL)",
+            name="one_source",
+        ),
+    )
+
+    version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shot_version.id"), primary_key=True)
+    number: Mapped[int] = mapped_column(primary_key=True)  # 1-based, as in <shot>.0001.png
+    pixel_hash: Mapped[str] = mapped_column(String(HASH_LEN), index=True)
+    path: Mapped[str | None] = mapped_column(String(PATH_LEN), index=True)
+    render_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("render.id"), index=True)
+    inbetween: Mapped[int | None]
+    keyframe_hash: Mapped[str | None] = mapped_column(ForeignKey("keyframe.pixel_hash"))
+
+    render: Mapped[Render | None] = relationship(lazy="raise")

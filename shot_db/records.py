@@ -1,0 +1,185 @@
+"""Plain frozen records that go in and out of the shot DB functions.
+
+Inputs (`RenderSpec`, `VersionPair`, `OutputFrame`, `VersionOutputs`) are what tasks hand in; outputs
+(`NewVersion`, `VersionInfo`, `Lineage`, ...) are detached snapshots, safe to use after the session closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shot_db.models import ShotVersion
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """Everything that decides a pair's pixels, i.e. what its render key was computed from."""
+
+    render_key: str
+    keyframe_a: str  # pixel hashes of the two keyframes
+    keyframe_b: str
+    times: tuple[float, ...]  # where the in-betweens fall, each in (0, 1); one frame per time
+    backend: str
+    weights_sha256: str
+    config_hash: str
+    code_version: str
+    seed: int
+    params: Mapping[str, Any] = field(default_factory=dict)  # JSON-able: prompt, steps, cfg, ...
+    sketch_hashes: tuple[tuple[float, str], ...] = ()  # (time, sketch pixel hash)
+
+
+@dataclass(frozen=True)
+class VersionPair:
+    """A render used by a version, with the pair's source frame indices in this shot."""
+
+    render_key: str
+    frame_a: int
+    frame_b: int
+
+
+@dataclass(frozen=True)
+class OutputFrame:
+    """One assembled frame: its file, its pixels, and its source (a render's in-between or a keyframe)."""
+
+    path: str
+    pixel_hash: str
+    render_key: str | None = None
+    inbetween: int | None = None  # 1-based index into that render's frames
+    keyframe_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class VersionOutputs:
+    """What assembling a version wrote: PNG sequence, MP4, sidecar, and every frame in order."""
+
+    png_dir: str
+    mp4_path: str
+    sidecar_path: str
+    mp4_sha256: str
+    frames: tuple[OutputFrame, ...]
+
+
+# --------------------------------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """What `create_version` did: the version, and whether it was made now (False: latest was identical)."""
+
+    version: ShotVersion
+    created: bool
+
+
+@dataclass(frozen=True)
+class KeyframeInfo:
+    """A keyframe as a version used it: frame index in the shot (None inside a render), pixels, file."""
+
+    pixel_hash: str
+    path: str
+    width: int
+    height: int
+    frame: int | None = None
+
+
+@dataclass(frozen=True)
+class AttemptInfo:
+    """One try of a render."""
+
+    attempt: int
+    ok: bool
+    worker: str
+    node: str
+    started_at: datetime
+    finished_at: datetime
+    error: str | None
+    model_loads: int
+    flow_run_id: str | None
+
+
+@dataclass(frozen=True)
+class RenderInfo:
+    """A render's full provenance: inputs (keyframes, backend, weights, params, seed) and how it ran."""
+
+    render_key: str
+    status: str
+    frame_a: int  # source frame indices of the pair in the version's shot
+    frame_b: int
+    keyframe_a: KeyframeInfo
+    keyframe_b: KeyframeInfo
+    times: tuple[float, ...]
+    backend: str
+    weights_sha256: str
+    config_hash: str
+    code_version: str
+    params: Mapping[str, Any]
+    seed: int
+    sketch_hashes: tuple[tuple[float, str], ...]
+    output_dir: str | None
+    frame_hashes: tuple[str, ...]
+    worker: str | None
+    node: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    seconds: float | None
+    meta: Mapping[str, Any]
+    flow_run_id: str | None
+    attempts: tuple[AttemptInfo, ...]
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A shot version with everything it was assembled from."""
+
+    show: str
+    sequence: str
+    code: str
+    number: int
+    assembly_key: str
+    frame_count: int
+    fps: float
+    png_dir: str
+    mp4_path: str
+    sidecar_path: str
+    mp4_sha256: str
+    settings: Mapping[str, Any]
+    flow_run_id: str | None
+    created_at: datetime
+    renders: tuple[RenderInfo, ...]  # in pair order
+    keyframes: tuple[KeyframeInfo, ...]  # in frame order
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """One output frame of a version and where it came from (both sources None: recorded before 0002)."""
+
+    number: int
+    path: str | None
+    pixel_hash: str
+    render_key: str | None
+    inbetween: int | None
+    keyframe_hash: str | None
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What produced an output: the version, and for a single frame, that frame and its source."""
+
+    version: VersionInfo
+    frame: FrameInfo | None  # None when the query named the whole version (its MP4 or sidecar)
+
+    @property
+    def render(self) -> RenderInfo | None:
+        """The render whose in-between this frame is, if it is one."""
+        key = self.frame.render_key if self.frame else None
+        return next((r for r in self.version.renders if r.render_key == key), None)
+
+    @property
+    def keyframe(self) -> KeyframeInfo | None:
+        """The held keyframe this frame shows, if it is one."""
+        key = self.frame.keyframe_hash if self.frame else None
+        return next((k for k in self.version.keyframes if k.pixel_hash == key), None)

@@ -1,0 +1,234 @@
+"""Migrations: head on an empty database, head == create_all on both engines, and every revision
+upgraded from the one before it with data in the database (and downgraded back to that data)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect
+
+import shot_db
+from shot_db import _migrate
+from shot_db.models import Base
+
+from .conftest import sha
+
+
+def _revisions() -> list[str]:
+    script = ScriptDirectory.from_config(_migrate.alembic_config())
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
+def _options(options: dict[str, Any]) -> list[tuple[str, str]]:
+    return sorted((k, str(v)) for k, v in options.items())  # e.g. a partial index's WHERE clause
+
+
+def _schema(engine: Engine) -> dict[str, Any]:
+    """Everything the database says about its tables, in a comparable form."""
+    insp = inspect(engine)
+    out: dict[str, Any] = {}
+    for table in sorted(set(insp.get_table_names()) - {"alembic_version"}):
+        out[table] = {
+            "columns": sorted((c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)),
+            "pk": (insp.get_pk_constraint(table)["name"], insp.get_pk_constraint(table)["constrained_columns"]),
+            "fks": sorted(
+                (f["name"], f["constrained_columns"], f["referred_table"], f["referred_columns"])
+                for f in insp.get_foreign_keys(table)
+            ),
+            "uniques": sorted((u["name"], u["column_names"]) for u in insp.get_unique_constraints(table)),
+            "indexes": sorted(
+                (i["name"], i["column_names"], bool(i["unique"]), _options(i.get("dialect_options", {})))
+                for i in insp.get_indexes(table)
+            ),
+            "checks": sorted((c["name"], " ".join(c["sqltext"].split())) for c in insp.get_check_constraints(table)),
+        }
+    return out
+
+
+def test_upgrade_head_on_an_empty_database(fresh_url: str) -> None:
+    engine = shot_db.make_engine(fresh_url)
+    assert shot_db.current_revision(engine) is None
+    shot_db.upgrade(fresh_url)  # by URL, as a CLI would
+    assert shot_db.current_revision(engine) == _revisions()[-1]
+    assert set(inspect(engine).get_table_names()) == set(Base.metadata.tables) | {"alembic_version"}
+    shot_db.upgrade(engine)  # a second upgrade is a no-op
+    assert shot_db.current_revision(engine) == _revisions()[-1]
+    engine.dispose()
+
+
+def test_migrations_build_exactly_the_models_schema(new_database: Callable[[], str]) -> None:
+    migrated, created = shot_db.make_engine(new_database()), shot_db.make_engine(new_database())
+    shot_db.upgrade(migrated)
+    Base.metadata.create_all(created)
+    with migrated.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == []
+    assert _schema(migrated) == _schema(created)
+    assert len(_schema(created)) == len(Base.metadata.tables)
+    migrated.dispose()
+    created.dispose()
+
+
+def test_downgrade_to_base_and_back(fresh_engine: Engine) -> None:
+    _migrate.downgrade(fresh_engine, "base")
+    assert shot_db.current_revision(fresh_engine) is None
+    assert set(inspect(fresh_engine).get_table_names()) <= {"alembic_version"}
+    shot_db.upgrade(fresh_engine)
+    assert shot_db.current_revision(fresh_engine) == _revisions()[-1]
+
+
+def test_workers_upgrading_at_once_upgrade_once(fresh_url: str) -> None:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(3)
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            shot_db.upgrade(fresh_url)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    engine = shot_db.make_engine(fresh_url)
+    assert shot_db.current_revision(engine) == _revisions()[-1]
+    engine.dispose()
+
+
+# ------------------------------------------------------------------ each revision, upgraded with data in it
+# SEED[r] fills a database that is at revision r; CHECK[r] verifies that data after upgrading to r.
+# A new revision needs both (the registry test below fails otherwise).
+
+_NOW = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+_IDS = {name: uuid.uuid5(uuid.NAMESPACE_URL, name) for name in ("shot", "render", "attempt", "version", "batch")}
+_KEY_A, _KEY_B = sha("kf", "a"), sha("kf", "b")
+_RENDER_KEY = sha("render", 1)
+_FRAMES_0001 = [sha("out", i) for i in range(4)]
+_MP4_0001 = sha("mp4", 1)
+
+
+def _t(conn: Connection, name: str) -> sa.Table:
+    return sa.Table(name, sa.MetaData(), autoload_with=conn)
+
+
+def _column_type(value: object) -> sa.types.TypeEngine[Any] | None:
+    # Seeds write through SQLAlchemy's portable types, as the code of that revision did.
+    if isinstance(value, uuid.UUID):
+        return sa.Uuid()
+    if isinstance(value, dict | list):
+        return sa.JSON()
+    if isinstance(value, datetime):
+        return sa.DateTime(timezone=True)
+    return None
+
+
+def _seed_0001(conn: Connection) -> None:
+    def insert(name: str, **row: Any) -> None:
+        table = sa.table(name, *(sa.column(k, _column_type(v)) for k, v in row.items()))
+        conn.execute(table.insert().values(**row))
+
+    insert("shot", id=_IDS["shot"], show="pilot", sequence="sq010", code="sh0010", fps=24.0,
+           created_at=_NOW, updated_at=_NOW)
+    for h in (_KEY_A, _KEY_B):
+        insert("keyframe", pixel_hash=h, width=64, height=48, path=f"/out/store/keyframes/{h}.png", created_at=_NOW)
+    insert("render", id=_IDS["render"], render_key=_RENDER_KEY, shot_id=_IDS["shot"], frame_a=0, frame_b=3,
+           keyframe_a_hash=_KEY_A, keyframe_b_hash=_KEY_B, inbetweens=2, times=[1 / 3, 2 / 3], backend="rife",
+           weights_sha256=sha("w"), config_hash="cfg", code_version="toonfarm-model-1", params={"steps": 4},
+           seed=7, sketch_hashes=[], status="finished", output_dir="/out/store/renders/x",
+           frame_hashes=[sha("f", 1), sha("f", 2)], worker="actor-0", node="n", started_at=_NOW,
+           finished_at=_NOW, seconds=1.5, error=None, meta={}, flow_run_id="run-1", created_at=_NOW)
+    insert("render_attempt", id=_IDS["attempt"], render_id=_IDS["render"], attempt=1, worker="actor-0", node="n",
+           started_at=_NOW, finished_at=_NOW, status="ok", error=None, model_loads=1, flow_run_id="run-1")
+    insert("shot_version", id=_IDS["version"], shot_id=_IDS["shot"], number=1, assembly_key=sha("asm"),
+           frame_count=4, fps=24.0, png_dir="/out/pilot/sq010/sh0010/v001/png",
+           mp4_path="/out/pilot/sq010/sh0010/v001/sh0010_v001.mp4",
+           sidecar_path="/out/pilot/sq010/sh0010/v001/provenance.json",
+           output_hashes={"mp4_sha256": _MP4_0001, "frames": _FRAMES_0001}, settings={"lut": None},
+           flow_run_id="run-1", created_at=_NOW)
+    insert("shot_version_render", version_id=_IDS["version"], position=0, render_id=_IDS["render"], frame_a=0,
+           frame_b=3)
+    insert("shot_version_keyframe", version_id=_IDS["version"], frame=0, keyframe_hash=_KEY_A)
+    insert("shot_version_keyframe", version_id=_IDS["version"], frame=3, keyframe_hash=_KEY_B)
+    insert("batch_run", id=_IDS["batch"], flow_run_id="run-1", flow_name="nightly", shot_list_path=None,
+           started_at=_NOW, finished_at=None, rendered=1, reused=0, failed=0, status="running")
+
+
+def _check_0002(conn: Connection) -> None:
+    version = _t(conn, "shot_version")
+    frames = _t(conn, "shot_version_frame")
+    assert "output_hashes" not in version.c
+    assert conn.execute(sa.select(version.c.mp4_sha256)).scalar_one() == _MP4_0001
+    rows = conn.execute(
+        sa.select(frames.c.number, frames.c.pixel_hash, frames.c.path, frames.c.render_id, frames.c.keyframe_hash)
+        .order_by(frames.c.number)
+    ).all()
+    assert [tuple(r) for r in rows] == [(i + 1, h, None, None, None) for i, h in enumerate(_FRAMES_0001)]
+
+
+SEED: dict[str, Callable[[Connection], None]] = {"0001": _seed_0001}
+CHECK: dict[str, Callable[[Connection], None]] = {"0002": _check_0002}
+
+
+def test_every_revision_has_a_data_test() -> None:
+    revisions = _revisions()
+    assert set(SEED) == set(revisions[:-1])
+    assert set(CHECK) == set(revisions[1:])
+
+
+def _dump(conn: Connection) -> dict[str, list[str]]:
+    meta = sa.MetaData()
+    meta.reflect(conn)
+    return {
+        name: sorted(repr(sorted(row._asdict().items())) for row in conn.execute(sa.select(table)))
+        for name, table in meta.tables.items()
+        if name != "alembic_version"
+    }
+
+
+@pytest.mark.parametrize("step", range(len(_revisions()) - 1), ids=lambda i: "->".join(_revisions()[i : i + 2]))
+def test_revision_upgrades_a_database_with_data(step: int, fresh_url: str) -> None:
+    before, after = _revisions()[step : step + 2]
+    engine = shot_db.make_engine(fresh_url)
+    shot_db.upgrade(engine, before)
+    with engine.begin() as conn:
+        SEED[before](conn)
+    with engine.connect() as conn:
+        seeded = _dump(conn)
+    shot_db.upgrade(engine, after)
+    assert shot_db.current_revision(engine) == after
+    with engine.connect() as conn:
+        CHECK[after](conn)
+    _migrate.downgrade(engine, before)
+    with engine.connect() as conn:
+        assert _dump(conn) == seeded
+    engine.dispose()
+
+
+def test_data_from_0001_reads_through_the_api_at_head(fresh_url: str) -> None:
+    engine = shot_db.make_engine(fresh_url)
+    shot_db.upgrade(engine, "0001")
+    with engine.begin() as conn:
+        _seed_0001(conn)
+    shot_db.upgrade(engine)
+    Session = shot_db.make_sessionmaker(engine)
+    with Session() as session, session.begin():
+        (found,) = shot_db.lineage(session=session, target=_FRAMES_0001[2])
+        assert found.frame is not None and found.frame.number == 3 and found.frame.path is None
+        assert found.version.number == 1 and found.version.mp4_sha256 == _MP4_0001
+        assert [r.render_key for r in found.version.renders] == [_RENDER_KEY]
+        history = shot_db.shot_history(session=session, show="pilot", sequence="sq010", code="sh0010")
+        assert [v.number for v in history] == [1]
+    engine.dispose()
