@@ -91,11 +91,9 @@ def connect(
     `num_cpus`, `num_gpus` (fake GPUs on a machine without any: bookkeeping only), `resources` and
     `temp_dir` describe a local instance and are refused for an existing cluster. With `loopback`
     (default) nothing listens beyond 127.0.0.0/8 and a non-loopback address is refused; pass
-    `loopback=False` to join a networked farm. An already connected process is reused, not shut down.
+    `loopback=False` to join a networked farm. A process already connected (to `address`, if given) is
+    reused as it is and stays connected on exit.
     """
-    if ray.is_initialized():
-        yield _describe(started_local=False, reused=True)
-        return
     target = address or os.environ.get("RAY_ADDRESS") or None
     if target in ("local", ""):
         target = None
@@ -113,6 +111,12 @@ def connect(
         if loopback and not _is_loopback(_host(target)):
             raise ValueError(f"connect({target!r}): not a loopback address; pass loopback=False to join a networked cluster")
         kwargs = {"address": target}
+    if ray.is_initialized():
+        current = ray.get_runtime_context().gcs_address
+        if target is not None and target.split("://")[-1] != current:
+            raise ValueError(f"connect({target!r}): this process is already connected to Ray at {current}")
+        yield _describe(started_local=False, reused=True)
+        return
     with _loopback_only(loopback):
         ray.init(**kwargs)
         try:

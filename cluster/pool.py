@@ -14,6 +14,7 @@ and the actor is probed with `info()` until Ray has restarted it (its constructo
 from __future__ import annotations
 
 import heapq
+import re
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -31,6 +32,10 @@ from cluster.staging import sweep_temp
 from cluster.worker import RenderWorker, WorkerInfo
 
 # ===================================================================================== records
+
+
+class PoolStartError(ValueError):
+    """The pool's actors could not start: a bad backend or settings, or resources the cluster lacks."""
 
 
 @dataclass(frozen=True)
@@ -126,9 +131,15 @@ class _Slot:
         return sum(self.loads.values())
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+    """One line for an attempt's error: Ray's own first line, or the root cause for a failed constructor."""
+    lines = [line for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
+    if isinstance(exc, RayActorError) and exc.actor_init_failed and lines:
+        return f"the worker's constructor failed: {lines[-1].strip()}"  # the model load's own error
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 # ===================================================================================== the pool
@@ -188,17 +199,22 @@ class ActorPool:
         for name, each in need.items():
             want = each * self.pool_cfg.actors
             if want > total.get(name, 0.0) + 1e-9:
-                raise ValueError(
+                raise PoolStartError(
                     f"PoolConfig.actors={self.pool_cfg.actors} x WorkerConfig {name}={each:g} needs {name}={want:g}, "
                     f"the Ray cluster has {name}={total.get(name, 0.0):g}: the extra actors would wait forever"
                 )
 
-    def _await_start(self) -> None:
+    def wait_workers(self) -> int:
+        """Block until no actor is (re)starting, each bounded by `start_timeout_s`; returns how many live."""
         while any(s.state == "starting" for s in self._slots):
             self._poll_probes(block=True)
+        return sum(s.state == "ready" for s in self._slots)
+
+    def _await_start(self) -> None:
+        self.wait_workers()
         dead = [s for s in self._slots if s.state == "dead"]
         if dead:
-            raise RuntimeError(f"{len(dead)} of {len(self._slots)} render workers failed to start: {dead[0].last_error}")
+            raise PoolStartError(f"{len(dead)} of {len(self._slots)} render workers failed to start: {dead[0].last_error}")
 
     def _probe(self, slot: _Slot) -> None:
         # Retried by Ray while the actor restarts; a permanently dead actor raises ActorDiedError.
