@@ -6,10 +6,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +156,106 @@ def _is_loopback(local: str) -> bool:
     """True for 127.0.0.0/8, ::1 and IPv4-mapped loopback, as `ss` prints local addresses."""
     host = local.rsplit(":", 1)[0].strip("[]").removeprefix("::ffff:")
     return host.startswith("127.") or host == "::1"
+
+
+# ----------------------------------------------------------------------------- a two-node cluster
+
+# `ray start --address` refuses to add a node while RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, the very switch
+# that keeps Ray's servers on loopback (with it on, 127.0.0.1 is rewritten to the machine's network
+# address). Lift the refusal for the CLI module alone, so the second node still binds 127.0.0.1 only.
+_WORKER_NODE_CLI = """
+import sys, types
+import ray._private.ray_constants as constants
+import ray.scripts.scripts as scripts
+cli_view = types.ModuleType(constants.__name__)
+cli_view.__dict__.update(constants.__dict__)
+cli_view.ENABLE_RAY_CLUSTER = True
+scripts.ray_constants = cli_view
+sys.argv = ["ray", "start", *sys.argv[1:]]
+sys.exit(scripts.main())
+"""
+
+
+@dataclass(frozen=True)
+class TwoNodeRay:
+    """A real two-node Ray cluster on this machine, both nodes on 127.0.0.1."""
+
+    address: str
+    temp_dir: str  # session files of both nodes; also how their processes are found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _session_of(pid: int) -> tuple[int, str]:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[3]), fields[0]
+
+
+def _stop(sessions: list[int], temp_dir: str) -> None:
+    """Stop exactly the processes this fixture started: its `ray start` sessions and anything that
+    names its temp folder, never another engineer's Ray (no `ray stop`, which stops every Ray here)."""
+
+    def ours() -> set[int]:
+        pids = set(_ray_pids(temp_dir))
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    sid, state = _session_of(int(entry))
+                except (OSError, ValueError, IndexError):
+                    continue
+                if sid in sessions and state != "Z":
+                    pids.add(int(entry))
+        return pids - {os.getpid()}
+
+    # gcs_server and the agents can take 10 s+ over a SIGTERM; a test cluster needs no graceful exit.
+    for sig, wait_s in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+        for pid in ours():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait_s
+        while ours() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def two_node_ray() -> Iterator[TwoNodeRay]:
+    """`ray start --head` (resource node_a) plus a second `ray start --address` node (node_b), one CPU
+    each, in a unique temp folder; stopped by process id afterwards. Extend it for other farm tests."""
+    temp_dir = tempfile.mkdtemp(prefix="tfr-mn-", dir="/tmp")
+    port = _free_port()
+    env = dict(
+        os.environ,
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+        AUTOSCALER_METRIC_PORT=str(_free_port()),  # defaults are fixed ports other Rays here may hold
+        DASHBOARD_METRIC_PORT=str(_free_port()),
+    )
+    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    head = [ray_cli, "start", "--head", f"--port={port}", "--include-dashboard=false",
+            f"--ray-client-server-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
+            '--resources={"node_a": 1}', *common]
+    worker = [sys.executable, "-c", _WORKER_NODE_CLI, f"--address=127.0.0.1:{port}",
+              f"--dashboard-agent-listen-port={_free_port()}", '--resources={"node_b": 1}', *common]
+    sessions: list[int] = []
+    try:
+        for cmd in (head, worker):
+            proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+            sessions.append(proc.pid)
+            out, _ = proc.communicate(timeout=180)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd[:3])} failed:\n{out[-3000:]}")
+        yield TwoNodeRay(address=f"127.0.0.1:{port}", temp_dir=temp_dir)
+    finally:
+        _stop(sessions, temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)

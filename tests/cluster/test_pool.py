@@ -4,6 +4,7 @@ errors a wrangler sees for a pool that cannot start."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -139,4 +140,7 @@ def test_pool_refuses_what_the_cluster_cannot_hold(ray_local: tuple[RayCluster, 
         ActorPool(PoolConfig(actors=1), WorkerConfig(backend="crossfade", resources={"vram_gb": 12})).start()
     with pytest.raises(PoolStartError, match=r"2 of 2 render workers failed to start: .*unknown backend 'nope'"):
         ActorPool(PoolConfig(actors=2), WorkerConfig(backend="nope", num_cpus=0.5)).start()
+    deadline = time.monotonic() + 20  # Ray frees a killed actor's resources asynchronously
+    while ray.available_resources().get("CPU", 0.0) < 2.0 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert ray.available_resources().get("CPU") == 2.0  # nothing left booked by the failed pools
