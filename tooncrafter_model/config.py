@@ -303,13 +303,14 @@ def from_yaml(source: str | os.PathLike[str] | Mapping[str, Any], *, clip: CLIPC
     ip = _section(where, p, "img_cond_stage_config").get("params") or {}
     rp = _section(where, _section(where, p, "image_proj_stage_config"), "params")
 
-    arch = tp.get("arch", "ViT-H-14")
-    if ip.get("arch", "ViT-H-14") != arch:
-        raise ConfigError(f"{where}: text arch {arch!r} and image arch {ip.get('arch')!r} differ")
+    arch, image_arch = tp.get("arch", "ViT-H-14"), ip.get("arch", "ViT-H-14")
     if clip is None:
-        if arch not in CLIP_ARCHS:
-            raise ConfigError(f"{where}: unknown OpenCLIP arch {arch!r} (known: {sorted(CLIP_ARCHS)})")
+        for name in (arch, image_arch):
+            if name not in CLIP_ARCHS:
+                raise ConfigError(f"{where}: unknown OpenCLIP arch {name!r} (known: {sorted(CLIP_ARCHS)})")
         clip = CLIP_ARCHS[arch]
+    if image_arch != arch:
+        raise ConfigError(f"{where}: text arch {arch!r} and image arch {image_arch!r} differ")
 
     unet = UNetConfig(
         in_channels=_pick(where, up, "in_channels", int),
@@ -358,7 +359,11 @@ def from_yaml(source: str | os.PathLike[str] | Mapping[str, Any], *, clip: CLIPC
     if len(latent) != 2:
         raise ConfigError(f"{where}: field 'image_size' must be [h, w], got {latent}")
     frames = resampler.video_length or unet.temporal_length
-    return ToonCrafterConfig(
+    config = ToonCrafterConfig(
         unet=unet, vae=vae, clip=clip, resampler=resampler, sampler=sampler, frames=frames,
         latent_size=(latent[0], latent[1]),
-    ).validate()
+    )
+    try:
+        return config.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None

@@ -119,7 +119,7 @@ def preprocess_keyframe(frame: np.ndarray, size: tuple[int, int]) -> torch.Tenso
     rh, rw = max(th, round(h * scale)), max(tw, round(w * scale))
     x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float() / 255.0
     if (rh, rw) != (h, w):
-        x = F.interpolate(x, size=(rh, rw), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(x, size=(rh, rw), mode="bilinear", align_corners=False, antialias=True).clamp(0.0, 1.0)
     top, left = (rh - th) // 2, (rw - tw) // 2
     x = x[0, :, top : top + th, left : left + tw]
     return (x - 0.5) / 0.5

@@ -44,9 +44,9 @@ def state_dict_digest(sd: Mapping[str, torch.Tensor]) -> str:
 
 @pytest.fixture(autouse=True)
 def _torch_threads() -> Iterator[None]:
-    # 2-core CI machines shared by several jobs
+    # one thread: on 2 shared cores, OpenMP barriers of a 2-thread pool stall badly whenever a core is busy
     before = torch.get_num_threads()
-    torch.set_num_threads(min(2, before))
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
 

@@ -115,7 +115,7 @@ def test_a_wrong_weight_is_caught(golden_t8: dict, seeded_weights) -> None:
 
 def _compare(golden: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, str(SHARED_PARITY / "compare.py"), "--golden", str(SHARED_PARITY / "golden" / golden),
-           "--adapter", "tooncrafter_model.parity:Adapter", "--threads", "2"]
+           "--adapter", "tooncrafter_model.parity:Adapter", "--threads", "1"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
 
