@@ -45,8 +45,8 @@ class GroupNorm32(nn.GroupNorm):
 class CrossAttention(nn.Module):
     """Self-attention (no context_dim) or text+image cross-attention with separate softmaxes (IP-Adapter style).
 
-    For cross-attention, context tokens [:text_tokens] go through to_k/to_v and the rest through to_k_ip/to_v_ip; the two
-    attention results are summed with weight 1.0 before to_out.
+    For cross-attention, context tokens [:text_tokens] go through to_k/to_v and the rest through to_k_ip/to_v_ip;
+    the two attention results are summed with weight 1.0 before to_out.
     """
 
     def __init__(
@@ -111,7 +111,9 @@ class FeedForward(nn.Module):
 class BasicTransformerBlock(nn.Module):
     """x += attn1(LN x); x += attn2(LN x, context); x += FF(LN x). Without context_dim both are self-attention."""
 
-    def __init__(self, dim: int, heads: int, dim_head: int, context_dim: int | None = None, text_tokens: int = 77) -> None:
+    def __init__(
+        self, dim: int, heads: int, dim_head: int, context_dim: int | None = None, text_tokens: int = 77
+    ) -> None:
         super().__init__()
         self.attn1 = CrossAttention(dim, heads, dim_head)
         self.ff = FeedForward(dim)

@@ -98,7 +98,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     return official_to_toonfarm(raw)
 
 
-def check_keys(path: str | os.PathLike[str], expected: Mapping[str, tuple[int, ...]], state_dict: Mapping[str, torch.Tensor]) -> None:
+def check_keys(
+    path: str | os.PathLike[str], expected: Mapping[str, tuple[int, ...]], state_dict: Mapping[str, torch.Tensor]
+) -> None:
     """Raise one CheckpointError naming the file, the counts and the first bad keys unless keys and shapes match."""
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -136,7 +138,9 @@ _ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16"
               torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL"}
 
 
-def write_safetensors(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None) -> None:
+def write_safetensors(
+    state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None
+) -> None:
     """Write tensors in the safetensors layout (8-byte header size, JSON header, raw data), atomically."""
     path = Path(path)
     header: dict[str, Any] = {"__metadata__": dict(metadata or {})}
@@ -166,7 +170,9 @@ def write_safetensors(state_dict: Mapping[str, torch.Tensor], path: str | os.Pat
         raise
 
 
-def convert(ckpt_path: str | os.PathLike[str], safetensors_path: str | os.PathLike[str], config: ToonCrafterConfig | None = None) -> int:
+def convert(
+    ckpt_path: str | os.PathLike[str], safetensors_path: str | os.PathLike[str], config: ToonCrafterConfig | None = None
+) -> int:
     """Check an official `.ckpt` strictly against the model of `config` (default: official 512) and write it
     as `.safetensors`; returns the number of tensors written."""
     cfg = config or ToonCrafterConfig.official_512()

@@ -276,7 +276,9 @@ def _pick(where: str, params: Mapping[str, Any], name: str, kind: type) -> Any:
     return value
 
 
-def from_yaml(source: str | os.PathLike[str] | Mapping[str, Any], *, clip: CLIPConfig | None = None) -> ToonCrafterConfig:
+def from_yaml(
+    source: str | os.PathLike[str] | Mapping[str, Any], *, clip: CLIPConfig | None = None
+) -> ToonCrafterConfig:
     """Read the reference YAML (a path, its dict, or its `model` dict) into a ToonCrafterConfig.
 
     `clip` overrides the OpenCLIP architecture (needed when the YAML names an arch outside CLIP_ARCHS).

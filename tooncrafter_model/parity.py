@@ -58,7 +58,9 @@ def infer_clip(cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -
 class Adapter:
     """Our ToonCrafter, stage by stage, for `parity/compare.py`."""
 
-    def __init__(self, cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], tokenizer: BPETokenizer | None = None) -> None:
+    def __init__(
+        self, cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], tokenizer: BPETokenizer | None = None
+    ) -> None:
         config = from_yaml(cfg, clip=infer_clip(cfg, state_dict))
         self.model = build_model(config, device="cpu")
         own = self.model.state_dict()
@@ -102,7 +104,9 @@ class Adapter:
         return self.model.first_stage_model.decode(z, ref_context, self.pipe.decode_chunk)
 
     @torch.no_grad()
-    def unet(self, x: torch.Tensor, t: torch.Tensor, c_concat: torch.Tensor, context: torch.Tensor, fs: torch.Tensor | None) -> torch.Tensor:
+    def unet(
+        self, x: torch.Tensor, t: torch.Tensor, c_concat: torch.Tensor, context: torch.Tensor, fs: torch.Tensor | None
+    ) -> torch.Tensor:
         return self.model.model(x, t, c_concat, context, fs)
 
     @torch.no_grad()

@@ -95,7 +95,9 @@ class SamplingNoise:
     steps: tuple[torch.Tensor, ...]  # one [1, 4, T, h, w] per DDIM step
 
     @classmethod
-    def draw(cls, generator: torch.Generator, frames: int, latent_hw: tuple[int, int], steps: int, channels: int = 4) -> SamplingNoise:
+    def draw(
+        cls, generator: torch.Generator, frames: int, latent_hw: tuple[int, int], steps: int, channels: int = 4
+    ) -> SamplingNoise:
         """Draw vae, x_T, then one tensor per step from a CPU generator (the same on every device)."""
         h, w = latent_hw
         vae = torch.randn(frames, channels, h, w, generator=generator)
@@ -197,7 +199,8 @@ class ToonCrafterPipeline:
         s = self.settings(steps=steps, eta=eta, guidance_scale=guidance_scale, guidance_rescale=guidance_rescale, fs=fs)
         # 1. check inputs and preprocess them into the keyframe clip
         size = self.config.image_size
-        video = keyframe_clip(preprocess_keyframe(frame_a, size), preprocess_keyframe(frame_b, size), self.config.frames)
+        a, b = preprocess_keyframe(frame_a, size), preprocess_keyframe(frame_b, size)
+        video = keyframe_clip(a, b, self.config.frames)
         if noise is None:
             generator = torch.Generator().manual_seed(seed)
             noise = SamplingNoise.draw(generator, self.config.frames, self.config.latent_size, s.steps)
@@ -265,7 +268,13 @@ class ToonCrafterPipeline:
         return c_concat, ref_context
 
     def predict_v(
-        self, x: torch.Tensor, t: int, c_concat: torch.Tensor, context: torch.Tensor, uncond: torch.Tensor, s: DDIMConfig
+        self,
+        x: torch.Tensor,
+        t: int,
+        c_concat: torch.Tensor,
+        context: torch.Tensor,
+        uncond: torch.Tensor,
+        s: DDIMConfig,
     ) -> torch.Tensor:
         """Guided v at integer timestep t: CFG on v, then guidance rescale (SPEC 7, steps 1-3)."""
         fs = torch.tensor([s.fs], device=x.device)

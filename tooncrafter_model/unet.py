@@ -124,7 +124,9 @@ class Upsample(nn.Module):
 class UNetBlock(nn.Sequential):
     """One entry of input_blocks/middle_block/output_blocks: runs each layer with what it needs."""
 
-    def forward(self, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor, batch: int) -> torch.Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        self, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor, batch: int
+    ) -> torch.Tensor:
         for layer in self:
             if isinstance(layer, ResBlock):
                 h = layer(h, emb, batch)
@@ -191,7 +193,9 @@ class UNet(nn.Module):
             TemporalTransformer(ch, heads, d, cfg.transformer_depth, use_linear=cfg.use_linear),
         ]
 
-    def embed(self, timesteps: torch.Tensor, fs: torch.Tensor | None, batch: int, frames: int, dtype: torch.dtype) -> torch.Tensor:
+    def embed(
+        self, timesteps: torch.Tensor, fs: torch.Tensor | None, batch: int, frames: int, dtype: torch.dtype
+    ) -> torch.Tensor:
         """time_embed(E(t)) + fps_embedding(E(fs)), repeated per frame -> [(B*T), 4*mc] (SPEC 4.1)."""
         mc = self.cfg.model_channels
         if timesteps.ndim == 0 or timesteps.shape[0] != batch:
@@ -204,7 +208,9 @@ class UNet(nn.Module):
         emb = emb + self.fps_embedding(timestep_embedding(fs, mc).to(dtype))
         return emb.repeat_interleave(frames, dim=0)
 
-    def encode(self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor, batch: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def encode(
+        self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor, batch: int
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Down path and middle block on [(B*T), C, h, w]; returns (middle output, skips in push order)."""
         skips = []
         h = x
