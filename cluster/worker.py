@@ -8,11 +8,13 @@ same class runs without Ray (tests, a laptop demo): it then names itself after i
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import ray
 
 from cluster.config import WorkerConfig
@@ -20,7 +22,7 @@ from cluster.jobs import Attempt, PairJob, PairResult
 from cluster.qa import qa_problems
 from cluster.staging import complete_frames, publish
 from tooncrafter_model.backend import Interpolator, load_backend
-from tooncrafter_model.frames import Frame, pixel_hash, read_frame
+from tooncrafter_model.frames import Frame, pixel_hash, read_frame, write_frame
 
 
 class QAError(ValueError):
@@ -50,6 +52,13 @@ def _identity() -> tuple[str, str, tuple[str, ...]]:
     return worker, ctx.get_node_id(), gpus
 
 
+def _warm_codec() -> None:
+    # The first PNG read or write in a process imports OpenCV (0.3 s+ on a busy core): pay it while
+    # loading, not on the first pair's clock, where it would count against the pair and the farm.
+    with tempfile.TemporaryDirectory(prefix="toonfarm-warm-") as tmp:
+        read_frame(write_frame(Path(tmp) / "warm.png", np.zeros((2, 2, 3), np.uint8)))
+
+
 class RenderWorker:
     """Loads the configured backend once and renders `PairJob`s into their output folders."""
 
@@ -59,6 +68,7 @@ class RenderWorker:
         self._process = uuid.uuid4().hex[:12]
         self._loads = 0
         self._backend = self._load()
+        _warm_codec()
 
     def _load(self) -> Interpolator:
         backend = load_backend(self.cfg.backend, **self.cfg.settings())
