@@ -12,6 +12,7 @@ Repository functions: keyword-only, `session` first, never commit. The caller ow
         shot = upsert_shot(session=session, show="pilot", sequence="sq010", code="sh0010", fps=24)
 
     upsert_shot, upsert_keyframe                       idempotent
+    resolve_shot                                       "show/sequence/code" or a unique bare code
     find_finished_render, claim_render, record_attempt, finish_render, fail_render
     latest_version, create_version                     numbered per shot, safe under concurrency
     shot_history, lineage                              detached snapshots (shot_db.records)
@@ -21,7 +22,7 @@ Models live in `shot_db.models`, input and output records in `shot_db.records`; 
 """
 
 from shot_db._batches import begin_batch, count_batch, finish_batch
-from shot_db._catalog import upsert_keyframe, upsert_shot
+from shot_db._catalog import resolve_shot, upsert_keyframe, upsert_shot
 from shot_db._engine import default_url, make_engine, make_sessionmaker
 from shot_db._errors import ShotDBError
 from shot_db._history import lineage, shot_history
@@ -45,6 +46,7 @@ __all__ = [
     "make_engine",
     "make_sessionmaker",
     "record_attempt",
+    "resolve_shot",
     "shot_history",
     "upgrade",
     "upsert_keyframe",

@@ -62,3 +62,19 @@ def upsert_keyframe(
         keyframe.path = stored
         session.flush()
     return keyframe
+
+
+def resolve_shot(*, session: Session, ref: str) -> Shot:
+    """The shot named by `ref`: "show/sequence/code", or a bare code that exactly one shot has."""
+    parts = ref.strip("/").split("/")
+    if len(parts) == 3:
+        return find_shot(session=session, show=parts[0], sequence=parts[1], code=parts[2])
+    if len(parts) != 1 or not parts[0]:
+        raise ShotDBError(f"shot {ref!r}: give show/sequence/code or a shot code")
+    found = session.scalars(select(Shot).where(Shot.code == parts[0]).order_by(Shot.show, Shot.sequence)).all()
+    if not found:
+        raise ShotDBError(f"shot {ref}: not in the shot DB")
+    if len(found) > 1:
+        names = ", ".join(f"{s.show}/{s.sequence}/{s.code}" for s in found)
+        raise ShotDBError(f"shot {ref}: several shots have this code ({names}); give show/sequence/code")
+    return found[0]

@@ -17,7 +17,8 @@ def write_demo(folder: str | Path, *, width: int = WIDTH, height: int = HEIGHT) 
     """Write three rough-animation shots and a show LUT into `folder`; returns the shot list's path.
 
     sh0010 is animated on 2s; sh0020 on 3s with a hard cut to another scene; sh0030 on 4s, mixed with 2s
-    and 3s, and graded with the show LUT.
+    and 3s, and graded with the show LUT. Files already there are kept, so a second demo run sees the
+    same media and renders nothing new.
     """
     root = Path(folder)
     (root / "rough").mkdir(parents=True, exist_ok=True)
@@ -27,8 +28,11 @@ def write_demo(folder: str | Path, *, width: int = WIDTH, height: int = HEIGHT) 
         "sq010_sh0030": animate([4, 4, 2, 2, 3, 3, 4, 4], width=width, height=height, character=make_character(11)),
     }
     for code, animation in shots.items():
-        write_video(animation.frames, root / "rough" / f"{code}.mp4", fps=24)
-    write_cube(root / "show_look.cube", warm_look_table(17), title="demo warm look")
+        video = root / "rough" / f"{code}.mp4"
+        if not video.exists():
+            write_video(animation.frames, video, fps=24)
+    if not (root / "show_look.cube").exists():
+        write_cube(root / "show_look.cube", warm_look_table(17), title="demo warm look")
     shotlist = {
         "defaults": {"show": "demo", "sequence": "sq010", "fps": 24, "backend": "rife"},
         "shots": [

@@ -76,3 +76,18 @@ def test_bad_shots_name_the_field(session: Session, kwargs: dict[str, object], m
     args: dict[str, object] = {"show": "pilot", "sequence": "sq010", "code": "sh0010", "fps": 24} | kwargs
     with pytest.raises(shot_db.ShotDBError, match=message):
         shot_db.upsert_shot(session=session, **args)  # type: ignore[arg-type]
+
+
+def test_resolve_shot_by_id_or_unique_code(session: Session) -> None:
+    with session.begin():
+        a = shot_db.upsert_shot(session=session, show="pilot", sequence="sq010", code="sh0010", fps=24)
+        shot_db.upsert_shot(session=session, show="pilot", sequence="sq010", code="sh0020", fps=24)
+        shot_db.upsert_shot(session=session, show="other", sequence="sq900", code="sh0020", fps=24)
+        assert shot_db.resolve_shot(session=session, ref="pilot/sq010/sh0010").id == a.id
+        assert shot_db.resolve_shot(session=session, ref="sh0010").id == a.id
+        with pytest.raises(shot_db.ShotDBError, match=r"several shots have this code \(other/sq900/sh0020, pilot/sq010/sh0020\)"):
+            shot_db.resolve_shot(session=session, ref="sh0020")
+        with pytest.raises(shot_db.ShotDBError, match="shot sh9999: not in the shot DB"):
+            shot_db.resolve_shot(session=session, ref="sh9999")
+        with pytest.raises(shot_db.ShotDBError, match="give show/sequence/code or a shot code"):
+            shot_db.resolve_shot(session=session, ref="pilot/sh0010")

@@ -1,0 +1,123 @@
+"""`toonfarm history`, `toonfarm lineage`, `toonfarm db upgrade`: the shot DB's answers."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows.cli.options import DbOpt, JsonOpt, OutputRootOpt, resolve_settings
+from shot_db.records import Lineage, RenderInfo, VersionInfo
+from tasks.history import lineage_of, shot_versions
+from tasks.record import ShotDB
+
+app = typer.Typer()
+db_app = typer.Typer(no_args_is_help=True, help="The shot DB itself.")
+app.add_typer(db_app, name="db")
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _open(output_root: Path | None, db: str | None) -> ShotDB:
+    return ShotDB(resolve_settings(output_root=output_root, db=db).db_url)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+@app.command()
+def history(
+    shot: Annotated[str, typer.Argument(help="show/sequence/code, or a shot code that only one shot has.")],
+    output_root: OutputRootOpt = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Every version of a shot, oldest first, with what it was made from."""
+    database = _open(output_root, db)
+    try:
+        versions = shot_versions(database, shot)
+    finally:
+        database.close()
+    if json_out:
+        typer.echo(json.dumps(_jsonable(list(versions)), indent=2))
+        return
+    table = Table("version", "created", "frames", "pairs", "backend", "flow run", "video")
+    for v in versions:
+        backends = sorted({r.backend for r in v.renders}) or ["-"]
+        table.add_row(f"v{v.number:03d}", _when(v.created_at), str(v.frame_count), str(len(v.renders)),
+                      ", ".join(backends), v.flow_run_id or "-", v.mp4_path)
+    Console().print(table)
+
+
+def _describe_render(r: RenderInfo) -> list[str]:
+    return [
+        f"  render     {r.render_key}  (pair {r.frame_a} -> {r.frame_b})",
+        f"  keyframe A {r.keyframe_a.pixel_hash}  {r.keyframe_a.path}",
+        f"  keyframe B {r.keyframe_b.pixel_hash}  {r.keyframe_b.path}",
+        f"  backend    {r.backend}  weights {r.weights_sha256 or '-'}  config {r.config_hash}  code {r.code_version}",
+        f"  params     {json.dumps(dict(r.params), sort_keys=True)}  seed {r.seed}",
+        f"  ran on     {r.worker} @ {r.node}  {_when(r.started_at)} .. {_when(r.finished_at)}  flow run {r.flow_run_id or '-'}",
+    ]
+
+
+def _describe(found: Lineage) -> list[str]:
+    v: VersionInfo = found.version
+    lines = [f"{v.show}/{v.sequence}/{v.code} v{v.number:03d}  made {_when(v.created_at)}  flow run {v.flow_run_id or '-'}"]
+    if found.frame is None:
+        lines.append(f"  video      {v.mp4_path}  sha256 {v.mp4_sha256}")
+        for r in v.renders:
+            lines += _describe_render(r)
+        return lines
+    f = found.frame
+    lines.append(f"  frame      {f.number}  pixels {f.pixel_hash}")
+    if found.render is not None:
+        lines.append(f"  in-between {f.inbetween} of {len(found.render.times)}")
+        lines += _describe_render(found.render)
+    elif found.keyframe is not None:
+        lines.append(f"  keyframe   {found.keyframe.pixel_hash}  {found.keyframe.path} (drawn, not generated)")
+    return lines
+
+
+@app.command()
+def lineage(
+    target: Annotated[str, typer.Argument(help="An output frame (PNG), a video, a sidecar, or a pixel/MP4 hash.")],
+    output_root: OutputRootOpt = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """What produced a frame or a video: keyframes, backend, weights, parameters, seed, flow run, worker, time."""
+    database = _open(output_root, db)
+    try:
+        found = lineage_of(database, target)
+    finally:
+        database.close()
+    if json_out:
+        typer.echo(json.dumps(_jsonable([{"version": x.version, "frame": x.frame} for x in found]), indent=2))
+        return
+    for item in found:
+        typer.echo("\n".join(_describe(item)))
+
+
+@db_app.command()
+def upgrade(output_root: OutputRootOpt = None, db: DbOpt = None) -> None:
+    """Migrate the shot DB to the current schema (every run does this too)."""
+    database = _open(output_root, db)
+    database.close()
+    typer.echo(f"shot DB at {database.url} is at the current schema")

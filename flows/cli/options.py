@@ -1,0 +1,50 @@
+"""Options shared by several commands, defined once, and the one place CLI values become Settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from tasks.settings import Settings
+
+ShotListArg = Annotated[Path, typer.Argument(help="Shot list: a .yaml or .csv file.", show_default=False)]
+OutputRootOpt = Annotated[
+    Path | None, typer.Option("--output-root", "-o", help="Where renders, versions and the default shot DB go.")
+]
+DbOpt = Annotated[str | None, typer.Option("--db", help="Shot DB URL, e.g. postgresql+psycopg://farm/shots.")]
+RayAddressOpt = Annotated[
+    str | None, typer.Option("--ray-address", help="Join this Ray cluster (default: start Ray locally).")
+]
+ActorsOpt = Annotated[int | None, typer.Option("--actors", help="Workers, each keeping one model loaded.")]
+GpusOpt = Annotated[float | None, typer.Option("--gpus-per-actor", help="GPUs booked per worker (0.5 shares one).")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="Torch device for the models: cpu, cuda, cuda:1.")]
+AllowOutsideOpt = Annotated[
+    bool | None, typer.Option("--allow-outside-root", help="Let the shot list use files outside its folder.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+_CLI_NAMES = {"gpus_per_actor": "actor_gpus"}
+
+
+def resolve_settings(**cli: Any) -> Settings:
+    """Settings from the CLI values given (None = not given), the environment, toonfarm.toml, defaults."""
+    given = {_CLI_NAMES.get(k, k): v for k, v in cli.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        raise ValueError(f"setting {field}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def prefect_defaults(*, verbose: bool = False) -> None:
+    """Prefect's settings for CLI runs, chosen before Prefect is imported: no telemetry leaves the machine,
+    and its own logs stay quiet unless asked for (the CLI shows progress bars instead)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("RAY_LOG_TO_DRIVER", "0")

@@ -1,0 +1,82 @@
+"""`toonfarm render` and `toonfarm demo`: run the batch flow with progress bars and one summary line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from flows.cli.options import (
+    ActorsOpt,
+    AllowOutsideOpt,
+    DbOpt,
+    DeviceOpt,
+    GpusOpt,
+    OutputRootOpt,
+    RayAddressOpt,
+    ShotListArg,
+    prefect_defaults,
+    resolve_settings,
+)
+from flows.cli.progress import progress_bars
+from tasks.settings import Settings
+from tasks.shotlist import load_shotlist
+
+app = typer.Typer()
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's and Ray's own logs.")]
+
+
+def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> int:
+    """Render a shot list; print errors and the summary line; return the exit status (0 ok, 1 failures)."""
+    shots = load_shotlist(shotlist, allow_outside_root=settings.allow_outside_root)  # a bad list stops here
+    prefect_defaults(verbose=verbose)
+    from flows.render_batch import render_batch  # imports Prefect, after its settings are chosen
+
+    console = Console(stderr=True)
+    with progress_bars(console, shots=len(shots.shots)):
+        batch = render_batch(str(shotlist), settings)
+    for error in batch.errors:
+        typer.echo(f"error: {error}", err=True)
+    for outcome in batch.outcomes:
+        if outcome.status != "failed":
+            typer.echo(f"{outcome.shot_id}: v{outcome.version:03d} ({outcome.status}) {outcome.mp4}")
+    typer.echo(batch.summary)
+    return 0 if batch.ok else 1
+
+
+@app.command()
+def render(
+    shotlist: ShotListArg,
+    output_root: OutputRootOpt = None,
+    db: DbOpt = None,
+    ray_address: RayAddressOpt = None,
+    actors: ActorsOpt = None,
+    gpus_per_actor: GpusOpt = None,
+    device: DeviceOpt = None,
+    allow_outside_root: AllowOutsideOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Render every shot of a shot list: new versions for what changed, nothing for what did not."""
+    settings = resolve_settings(
+        output_root=output_root, db=db, ray_address=ray_address, actors=actors, gpus_per_actor=gpus_per_actor,
+        device=device, allow_outside_root=allow_outside_root,
+    )
+    raise typer.Exit(run_batch(shotlist, settings, verbose=verbose))
+
+
+@app.command()
+def demo(
+    output_root: OutputRootOpt = None,
+    db: DbOpt = None,
+    actors: ActorsOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write example shots (synthetic cartoons: a cut, drawings on 2s/3s/4s, a show LUT) and render them."""
+    from tasks.demo import write_demo
+
+    settings = resolve_settings(output_root=output_root or Path("demo_out"), db=db, actors=actors)
+    shotlist = write_demo(settings.output_root / "shots")
+    typer.echo(f"demo shot list: {shotlist}")
+    raise typer.Exit(run_batch(shotlist, settings, verbose=verbose))

@@ -1,0 +1,57 @@
+"""The nightly batch: a shot list in, a new version of every shot that changed out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prefect import flow, unmapped
+from prefect.runtime import flow_run
+
+from tasks import record
+from tasks.detect import ShotPlan
+from tasks.record import ShotDB
+from tasks.report import BatchReport
+from tasks.settings import Settings
+from tasks.shotlist import Shot
+from tasks.steps import collect, detect, load_shots, plan_renders, publish, render, report
+
+
+@contextmanager
+def shot_database(settings: Settings) -> Iterator[ShotDB]:
+    """The shot DB for one run, migrated to the current schema."""
+    db = ShotDB(settings.db_url)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def _planned(shots: list[Shot], futures: list) -> tuple[list[ShotPlan], list[tuple[str, str]]]:
+    plans, unplanned = [], []
+    for shot, future in zip(shots, futures, strict=True):
+        try:
+            plans.append(future.result())
+        except ValueError as exc:  # bad media: this shot fails, the others go on
+            unplanned.append((shot.id, str(exc)))
+    return plans, unplanned
+
+
+@flow(name="render-batch", log_prints=False)
+def render_batch(shotlist: str, settings: Settings | None = None) -> BatchReport:
+    """Plan every shot of the list, render all their pairs as one queue on the farm, and publish each
+    shot as a new version the moment its own pairs are done."""
+    settings = settings or Settings()
+    run_id = str(flow_run.id) if flow_run.id else None
+    started = time.monotonic()
+    shots = load_shots(shotlist, settings.allow_outside_root)
+    plans, unplanned = _planned(shots, detect.map(shots, unmapped(settings.store)))
+    with shot_database(settings) as db:
+        record.begin_batch(db, run_id or "local", "render-batch", shotlist)
+        works = plan_renders(plans, settings, db, run_id)
+        published = [(done, publish.submit(db, done, settings, run_id)) for done in render(works, settings, db, run_id)]
+        outcomes = collect(published)
+        batch = BatchReport(tuple(outcomes), tuple(unplanned), run_id, time.monotonic() - started)
+        record.finish_batch(db, run_id or "local", batch.rendered, batch.reused, batch.failed, batch.ok)
+    return report(batch)

@@ -1,0 +1,34 @@
+"""Questions about the past: a shot's versions, and what produced a frame or a video."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import shot_db
+from shot_db.records import Lineage, VersionInfo
+from tasks.record import ShotDB
+
+
+def shot_versions(db: ShotDB, ref: str) -> tuple[VersionInfo, ...]:
+    """Every version of the shot `ref` ("show/sequence/code" or a unique code), oldest first."""
+    with db.transaction() as s:
+        shot = shot_db.resolve_shot(session=s, ref=ref)
+        return shot_db.shot_history(session=s, show=shot.show, sequence=shot.sequence, code=shot.code)
+
+
+def lineage_of(db: ShotDB, target: str | os.PathLike[str]) -> tuple[Lineage, ...]:
+    """What produced `target`: an assembled PNG frame, an MP4, a sidecar, or a pixel/MP4 hash.
+
+    Raises ValueError naming the target when it is neither a file nor a hash the shot DB knows.
+    """
+    text = str(target)
+    is_hash = len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+    ref: str | Path = text if is_hash else Path(text).resolve()
+    if not is_hash and not Path(ref).exists():
+        raise ValueError(f"{target}: no such file")
+    with db.transaction() as s:
+        found = shot_db.lineage(session=s, target=ref)
+    if not found:
+        raise ValueError(f"{target}: not an output the shot DB has recorded")
+    return found

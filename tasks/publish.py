@@ -1,0 +1,177 @@
+"""Publish: a shot whose pairs are done -> its full frame sequence, stylized, as a new numbered version.
+
+Nothing is assembled when the latest version already has the same assembly key. A new version is
+written into a staging folder and renamed to vNNN while the shot's row is locked, so a version folder
+is either complete and recorded, or absent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import shot_db
+from shot_db.records import OutputFrame, VersionOutputs, VersionPair
+from tasks.assemble import EncodeSettings, ShotOutputs, assemble_shot, parse_fps
+from tasks.colour import lut_hash
+from tasks.detect import InbetweenSlot, frame_layout
+from tasks.provenance import assembly_key, write_sidecar
+from tasks.record import ShotDB
+from tasks.render import ShotRenders
+from tasks.settings import Settings
+
+
+@dataclass(frozen=True)
+class ShotOutcome:
+    """How one shot of a batch ended."""
+
+    shot_id: str
+    status: Literal["new-version", "unchanged", "failed"]
+    version: int | None = None
+    mp4: str | None = None
+    frame_count: int = 0
+    rendered: int = 0
+    reused: int = 0
+    failed: int = 0
+    errors: tuple[str, ...] = ()
+    sidecar: str | None = None
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: str
+    ident: str  # what the assembly key hashes for this frame
+    render_key: str | None = None
+    inbetween: int | None = None  # 1-based
+    keyframe_hash: str | None = None
+
+
+def _sources(done: ShotRenders) -> list[_Source]:
+    plan = done.work.plan
+    key_of = {p.index: p.render_key for p in done.work.pairs}
+    out = []
+    for slot in frame_layout(plan):
+        if isinstance(slot, InbetweenSlot):
+            key = key_of[slot.pair]
+            out.append(_Source(done.frames[key][slot.index], f"r:{key}:{slot.index + 1}", key, slot.index + 1))
+        else:
+            k = plan.keyframes[slot.keyframe]
+            out.append(_Source(str(k.path), f"k:{k.pixel_hash}", keyframe_hash=k.pixel_hash))
+    return out
+
+
+def shot_folder(done: ShotRenders, settings: Settings) -> Path:
+    """<output>/<show>/<sequence>/<code>: the shot's own output folder, or the run's output root."""
+    shot = done.work.plan.shot
+    return Path(shot.output or settings.output_root) / shot.show / shot.sequence / shot.code
+
+
+def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id: str | None) -> ShotOutcome:
+    """Assemble, stylize and record a new version of the shot, unless nothing changed since the latest."""
+    plan, shot = done.work.plan, done.work.plan.shot
+    counts = {"rendered": done.rendered, "reused": done.reused, "failed": done.failed}
+    if not done.ok:
+        return ShotOutcome(shot.id, "failed", errors=tuple(done.errors), **counts)
+    sources = _sources(done)
+    encode = EncodeSettings()
+    fps = parse_fps(shot.fps)
+    lut_sha = lut_hash(shot.lut) if shot.lut else None
+    akey = assembly_key(layout=[s.ident for s in sources], fps=str(fps), lut_sha256=lut_sha, output=encode.as_dict())
+    with db.transaction() as s:
+        row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
+        latest = shot_db.latest_version(session=s, shot=row)
+        if latest is not None and latest.assembly_key == akey:
+            return ShotOutcome(shot.id, "unchanged", latest.number, latest.mp4_path, latest.frame_count, **counts)
+        made_by = {}
+        for p in done.work.pairs:
+            r = shot_db.find_finished_render(session=s, render_key=p.render_key)
+            if r is not None:
+                made_by[p.render_key] = {"worker": r.worker, "node": r.node, "started_at": r.started_at, "finished_at": r.finished_at, "seconds": r.seconds}
+
+    folder = shot_folder(done, settings)
+    staging = folder / f".staging-{akey[:12]}-{uuid.uuid4().hex[:8]}"
+    outputs = assemble_shot([s.path for s in sources], fps, staging, shot.code, lut=shot.lut, settings=encode)
+    placed: list[Path] = []
+
+    def place(number: int) -> VersionOutputs:
+        final = folder / f"v{number:03d}"
+        mp4 = staging / f"{shot.code}_v{number:03d}.mp4"
+        os.replace(outputs.mp4_path, mp4)
+        record = _provenance(done, sources, outputs, number, akey, lut_sha, flow_run_id, encode.as_dict(), made_by)
+        write_sidecar(staging / "provenance.json", record)
+        os.rename(staging, final)
+        placed.append(final)
+        frames = tuple(
+            OutputFrame(str(final / "png" / p.name), h, src.render_key, src.inbetween, src.keyframe_hash)
+            for p, h, src in zip(outputs.png_paths, outputs.frame_hashes, sources, strict=True)
+        )
+        return VersionOutputs(str(final / "png"), str(final / mp4.name), str(final / "provenance.json"), outputs.mp4_sha256, frames)
+
+    try:
+        with db.transaction() as s:
+            row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
+            new = shot_db.create_version(
+                session=s, shot=row, assembly_key=akey,
+                renders=[VersionPair(p.render_key, plan.pairs[p.index].a, plan.pairs[p.index].b) for p in done.work.pairs],
+                keyframes={k.frame: k.pixel_hash for k in plan.keyframes}, outputs=place, fps=float(fps),
+                settings={"lut": str(shot.lut) if shot.lut else None, "lut_sha256": lut_sha, "encode": encode.as_dict()},
+                flow_run_id=flow_run_id,
+            )
+            version, created = new.version.number, new.created
+            mp4_path, sidecar = new.version.mp4_path, new.version.sidecar_path
+    except BaseException:
+        for path in placed:  # renamed into place, but the transaction that records it did not commit
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    status: Literal["new-version", "unchanged"] = "new-version" if created else "unchanged"
+    return ShotOutcome(shot.id, status, version, mp4_path, outputs.frame_count, sidecar=sidecar, **counts)
+
+
+def _provenance(
+    done: ShotRenders,
+    sources: list[_Source],
+    outputs: ShotOutputs,
+    number: int,
+    akey: str,
+    lut_sha: str | None,
+    flow_run_id: str | None,
+    encode: dict[str, Any],
+    made_by: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The sidecar: everything that made this version, readable without the shot DB."""
+    work, plan = done.work, done.work.plan
+    shot = plan.shot
+    return {
+        "shot": {"show": shot.show, "sequence": shot.sequence, "code": shot.code, "id": shot.id},
+        "version": number,
+        "assembly_key": akey,
+        "flow_run_id": flow_run_id,
+        "fps": str(outputs.fps),
+        "frame_count": outputs.frame_count,
+        "lut": {"path": str(shot.lut) if shot.lut else None, "sha256": lut_sha},
+        "encode": encode,
+        "mp4_sha256": outputs.mp4_sha256,
+        "backend": work.identity.as_dict(),
+        "render": {"seed": shot.render.seed, "prompt": shot.prompt, "params": work.params},
+        "keyframes": [{"frame": k.frame, "pixel_hash": k.pixel_hash, "path": str(k.path)} for k in plan.keyframes],
+        "pairs": [
+            {
+                "a": plan.pairs[p.index].a,
+                "b": plan.pairs[p.index].b,
+                "render_key": p.render_key,
+                "frames": list(done.frames[p.render_key]),
+                **made_by.get(p.render_key, {}),
+            }
+            for p in work.pairs
+        ],
+        "frames": [
+            {"number": i, "pixel_hash": h, "source": s.ident}
+            for i, (h, s) in enumerate(zip(outputs.frame_hashes, sources, strict=True), 1)
+        ],
+    }

@@ -1,0 +1,116 @@
+"""Record: the shot DB side of a batch -- what was planned, every attempt, and each new shot version.
+
+SQL stays in shot_db; this module decides what to record and when. Results are written in small
+batches (one transaction per flush, not per pair) to keep the per-pair overhead near a millisecond.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+import shot_db
+from cluster import PairResult
+from shot_db.models import BatchStatus
+from shot_db.records import RenderSpec
+from tasks.render import ShotWork
+
+
+class ShotDB:
+    """A run's connection to the shot DB: the engine (migrated to head) and its sessions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = shot_db.make_engine(url)
+        shot_db.upgrade(self.engine)
+        self._sessions = shot_db.make_sessionmaker(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def finished_keys(db: ShotDB, keys: list[str]) -> set[str]:
+    """The render keys among `keys` that already have finished renders."""
+    with db.transaction() as s:
+        return {k for k in keys if shot_db.find_finished_render(session=s, render_key=k) is not None}
+
+
+def record_plans(db: ShotDB, works: list[ShotWork], flow_run_id: str | None) -> None:
+    """Record the shots, their keyframes, and claim a render row for every pair about to be rendered."""
+    with db.transaction() as s:
+        for work in works:
+            plan, shot = work.plan, work.plan.shot
+            row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
+            for k in plan.keyframes:
+                shot_db.upsert_keyframe(session=s, pixel_hash=k.pixel_hash, width=plan.width, height=plan.height, path=k.path)
+            hashes = {k.frame: k.pixel_hash for k in plan.keyframes}
+            ident = work.identity
+            for p in work.pairs:
+                if p.job is None:
+                    continue
+                pair = plan.pairs[p.index]
+                spec = RenderSpec(
+                    render_key=p.render_key, keyframe_a=hashes[pair.a], keyframe_b=hashes[pair.b], times=pair.times,
+                    backend=ident.name, weights_sha256=ident.weights_sha256, config_hash=ident.config_hash,
+                    code_version=ident.code_version, seed=shot.render.seed,
+                    params={"prompt": shot.prompt, **work.params},
+                )
+                shot_db.claim_render(session=s, spec=spec, shot=row, frame_a=pair.a, frame_b=pair.b, flow_run_id=flow_run_id)
+
+
+class ResultRecorder:
+    """Buffers pair results and writes them, attempts first, in one transaction per flush."""
+
+    def __init__(self, db: ShotDB, flow_run_id: str | None, every: int = 32) -> None:
+        self.db, self.flow_run_id, self.every = db, flow_run_id, every
+        self._buffer: list[PairResult] = []
+
+    def add(self, result: PairResult) -> None:
+        self._buffer.append(result)
+        if len(self._buffer) >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        with self.db.transaction() as s:
+            for r in self._buffer:
+                key = r.job.render_key
+                for a in r.attempts:
+                    shot_db.record_attempt(
+                        session=s, render_key=key, worker=a.worker, node=a.node, started_at=_utc(a.started_at),
+                        finished_at=_utc(max(a.finished_at, a.started_at)), error=a.error, model_loads=a.model_loads,
+                        flow_run_id=self.flow_run_id,
+                    )
+                if r.ok:
+                    shot_db.finish_render(session=s, render_key=key, output_dir=r.job.out_dir, frame_hashes=r.frame_hashes, meta=r.meta)
+                else:
+                    shot_db.fail_render(session=s, render_key=key, error=r.error or "failed")
+        self._buffer.clear()
+
+
+def begin_batch(db: ShotDB, flow_run_id: str, flow_name: str, shotlist: str | None) -> None:
+    """Open the batch row of this flow run."""
+    with db.transaction() as s:
+        shot_db.begin_batch(session=s, flow_run_id=flow_run_id, flow_name=flow_name, shot_list_path=shotlist)
+
+
+def finish_batch(db: ShotDB, flow_run_id: str, rendered: int, reused: int, failed: int, ok: bool) -> None:
+    """Add the batch's pair counts and close it as finished or failed."""
+    with db.transaction() as s:
+        shot_db.count_batch(session=s, flow_run_id=flow_run_id, rendered=rendered, reused=reused, failed=failed)
+        status = BatchStatus.finished if ok else BatchStatus.failed
+        shot_db.finish_batch(session=s, flow_run_id=flow_run_id, status=status)

@@ -1,0 +1,98 @@
+"""The Prefect tasks: each a thin wrapper adding run policy (retries, names, tags) to a plain function.
+
+Per-pair work never becomes a Prefect task (about 10 ms each): pairs go to the Ray actors directly, and
+progress is reported at DEBUG level on the `toonfarm.progress` logger, which the CLI turns into progress
+bars (and which stays out of Prefect's console log otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
+
+from cluster import PairResult
+from tasks.detect import ShotPlan, detect_shot
+from tasks.publish import ShotOutcome, publish_shot
+from tasks.record import ResultRecorder, ShotDB, finished_keys, record_plans
+from tasks.render import ShotRenders, ShotWork, plan_work, render_shots
+from tasks.report import BatchReport, report_markdown, report_rows
+from tasks.settings import Settings
+from tasks.shotlist import Shot, load_shotlist
+
+progress = logging.getLogger("toonfarm.progress")
+
+
+@task(name="load-shot-list", cache_policy=NO_CACHE)
+def load_shots(shotlist: str, allow_outside_root: bool) -> list[Shot]:
+    """The shot list's shots in render order (rush shots first)."""
+    return load_shotlist(shotlist, allow_outside_root=allow_outside_root).ordered()
+
+
+@task(name="detect", task_run_name="detect {shot.id}", cache_policy=NO_CACHE, tags=["detect"])
+def detect(shot: Shot, store: Path) -> ShotPlan:
+    """Cuts, held drawings and keyframe pairs of one shot; keyframes stored content-addressed."""
+    plan = detect_shot(shot, store)
+    progress.debug("planned", extra={"toonfarm": {"event": "planned", "shot": shot.id, "pairs": len(plan.pairs)}})
+    return plan
+
+
+@task(name="plan-renders", cache_policy=NO_CACHE)
+def plan_renders(plans: list[ShotPlan], settings: Settings, db: ShotDB, flow_run_id: str | None) -> list[ShotWork]:
+    """Render keys for every pair; finished keys are reused; the rest are claimed in the shot DB."""
+    works = plan_work(plans, settings, lambda keys: finished_keys(db, keys))
+    record_plans(db, works, flow_run_id)
+    return works
+
+
+@task(name="publish", task_run_name="publish {done.work.plan.shot.id}", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def publish(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id: str | None) -> ShotOutcome:
+    """Assemble, stylize and record a new version of a shot whose pairs are all done."""
+    outcome = publish_shot(db, done, settings, flow_run_id)
+    for error in outcome.errors:
+        get_run_logger().error(error)
+    progress.debug("published", extra={"toonfarm": {"event": "published", "shot": outcome.shot_id, "status": outcome.status}})
+    return outcome
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report(batch: BatchReport) -> BatchReport:
+    """Publish the batch's results as Prefect artifacts for the producer dashboard."""
+    create_table_artifact(key="batch-shots", table=report_rows(batch), description="Shots of this batch")
+    create_markdown_artifact(key="batch-summary", markdown=report_markdown(batch), description=batch.summary)
+    return batch
+
+
+def render(works: list[ShotWork], settings: Settings, db: ShotDB, flow_run_id: str | None) -> Iterator[ShotRenders]:
+    """Render every pair on the actor pool; yields each shot once all its pairs have settled.
+
+    A generator, not a task: it holds the Ray pool open while the flow publishes finished shots.
+    """
+    recorder = ResultRecorder(db, flow_run_id)
+    total = sum(len(w.jobs) for w in works)
+    progress.debug("rendering", extra={"toonfarm": {"event": "rendering", "pairs": total, "shots": len(works)}})
+
+    def on_result(result: PairResult) -> None:
+        recorder.add(result)
+        progress.debug("pair", extra={"toonfarm": {"event": "pair", "shot": result.job.shot, "ok": result.ok}})
+
+    yield from render_shots(works, settings, on_result, recorder.flush)
+    recorder.flush()
+
+
+def collect(published: list[tuple[ShotRenders, PrefectFuture[ShotOutcome]]]) -> list[ShotOutcome]:
+    """Wait for every publish; a publish that raised becomes a failed outcome naming the error."""
+    outcomes = []
+    for done, future in published:
+        try:
+            outcomes.append(future.result())
+        except Exception as exc:  # one shot's bad LUT or media must not lose the others' results
+            shot_id = done.work.shot_id
+            outcomes.append(ShotOutcome(shot_id, "failed", rendered=done.rendered, reused=done.reused,
+                                        failed=done.failed, errors=(f"{shot_id}: {exc}",)))
+    return outcomes
