@@ -26,7 +26,7 @@ def infer_clip(cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -
     """The OpenCLIP arch named in `cfg`, or, for a name outside CLIP_ARCHS, its sizes read off the weights.
 
     Widths, layer counts, patch and image size come from tensor shapes; head counts cannot, so an unknown
-    arch gets open_clip's defaults (64-dim heads).
+    arch gets open_clip's config defaults (8 text heads, 64-wide vision heads) where they divide the width.
     """
     params = cfg.get("params", {}).get("cond_stage_config", {}).get("params") or {}
     arch = params.get("arch", "ViT-H-14")
@@ -44,13 +44,13 @@ def infer_clip(cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -
         arch=arch,
         embed_dim=state_dict[_TEXT + "text_projection"].shape[1],
         text=TextTowerConfig(
-            width=tw, heads=max(1, tw // 64), layers=layers(_TEXT + "transformer.resblocks."),
+            width=tw, heads=8 if tw % 8 == 0 else 1, layers=layers(_TEXT + "transformer.resblocks."),
             context_length=state_dict[_TEXT + "positional_embedding"].shape[0],
             vocab_size=state_dict[_TEXT + "token_embedding.weight"].shape[0],
         ),
         vision=VisionTowerConfig(
             image_size=grid * patch, patch_size=patch, width=vw, layers=layers(_VISUAL + "transformer.resblocks."),
-            head_width=min(64, vw),
+            head_width=64 if vw % 64 == 0 else vw,
         ),
     )
 

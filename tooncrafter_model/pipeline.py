@@ -251,20 +251,24 @@ class ToonCrafterPipeline:
         return self.model.image_proj_model(self.model.embedder(images))
 
     def encode_context(self, first: torch.Tensor, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(context, uncond): [text(prompt); resampler(first)] and [text(""); resampler(zeros)], [1, 77+16T, C]."""
         text = self.encode_text([prompt, ""])
         image = self.encode_image(torch.cat([first, torch.zeros_like(first)]))
         return torch.cat([text[:1], image[:1]], dim=1), torch.cat([text[1:], image[1:]], dim=1)
 
     def encode_keyframes(self, video: torch.Tensor, vae_noise: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """All T frames through the encoder; concat latents hold frames 0 and T-1; features of 0 and T-1."""
-        frames = video[0].transpose(0, 1)  # c t h w -> t c h w
-        moments, hidden = self.model.first_stage_model.encode(frames)
+        """(c_concat [1, 4, T, h, w] holding the keyframe latents at frames 0 and T-1, 5 feature maps [1, C, 2, *, *]).
+
+        The reference encodes all T frames but only ever uses the first and the last; every encoder op is
+        per frame, so encoding those two (with their posterior noise) gives the same numbers for 2/T the work.
+        """
+        ends = video[0, :, [0, -1]].transpose(0, 1)  # c k h w -> k c h w, k = (A, B)
+        moments, hidden = self.model.first_stage_model.encode(ends)
         mean, logvar = split_posterior(moments)
-        z = self.config.vae.scale_factor * sample_posterior(mean, logvar, vae_noise.to(mean))
-        z = z.transpose(0, 1)[None]  # t c h w -> 1 c t h w
-        c_concat = torch.zeros_like(z)
-        c_concat[:, :, 0], c_concat[:, :, -1] = z[:, :, 0], z[:, :, -1]
-        ref_context = [torch.stack([hh[0], hh[-1]], dim=1)[None] for hh in hidden]  # [1, C, 2, *, *]
+        z = self.config.vae.scale_factor * sample_posterior(mean, logvar, vae_noise[[0, -1]].to(mean))
+        c_concat = mean.new_zeros(1, z.shape[1], video.shape[2], *z.shape[2:])
+        c_concat[:, :, 0], c_concat[:, :, -1] = z[0], z[1]
+        ref_context = [h.transpose(0, 1)[None] for h in hidden]  # k c h w -> 1 c k h w
         return c_concat, ref_context
 
     def predict_v(

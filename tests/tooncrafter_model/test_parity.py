@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tooncrafter_model.parity import Adapter
+from tooncrafter_model.config import CLIP_ARCHS
+from tooncrafter_model.parity import Adapter, infer_clip
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_PARITY = REPO.parent / "shared" / "tooncrafter" / "parity"
@@ -133,3 +134,14 @@ def test_harness_passes_t16_non_square() -> None:
     run = _compare("tc_golden_T16_64x128_s2.pt")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert run.stdout.strip().endswith("PARITY PASS")
+
+
+def test_an_unknown_openclip_arch_is_sized_from_the_weights(golden_t8: dict) -> None:
+    cfg = {**golden_t8["cfg"], "params": {**golden_t8["cfg"]["params"]}}
+    cfg["params"]["cond_stage_config"] = {"params": {"arch": "tc-other"}}
+    shapes = {k: torch.empty(v, device="meta") for k, v in golden_t8["param_shapes"].items()}
+    clip = infer_clip(cfg, shapes)
+    assert (clip.arch, clip.embed_dim) == ("tc-other", 32)
+    assert (clip.text.width, clip.text.layers, clip.text.context_length, clip.text.vocab_size) == (32, 3, 77, 49408)
+    assert (clip.vision.width, clip.vision.layers, clip.vision.patch_size, clip.vision.image_size) == (64, 2, 32, 224)
+    assert infer_clip(golden_t8["cfg"], shapes) == CLIP_ARCHS["tc-tiny"]
