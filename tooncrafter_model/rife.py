@@ -95,14 +95,14 @@ class IFBlock(nn.Module):
     def forward(self, parts: Sequence[Tensor], level: float, full: tuple[int, int]) -> Tensor:
         """Concatenate `parts` at 1/level of `full` = (H, W) and predict -> (B, 13, H, W).
 
-        Each part is a map (1 or B, c, h', w') with h' a multiple of H / level, or a per-sample
-        constant (B, c, 1, 1). Resizing each part before concatenating gives the same numbers as
-        resizing the concatenation, with far less memory traffic.
+        Each part is a map (1 or B, c, h', w'), at full size or at this level's resize taps (see
+        `resize_taps`), or a per-sample constant (B, c, 1, 1). Resizing each part before
+        concatenating gives the same numbers as resizing the concatenation, with far less memory traffic.
         """
         b = max(p.shape[0] for p in parts)
         size = (round(full[0] / level), round(full[1] / level))
         small = [
-            p if p.shape[-2:] == size else F.interpolate(p, size=size, mode="bilinear", align_corners=False)
+            p if p.shape[-2:] in (size, (1, 1)) else F.interpolate(p, size=size, mode="bilinear", align_corners=False)
             for p in parts
         ]
         x = torch.cat([p.expand(b, -1, *size) for p in small], 1)
@@ -287,6 +287,7 @@ class RifeBackend:
         return BackendIdentity(cls.name, weights_sha256=sha, config_hash=config_hash(cls._settings(scale)))
 
     def identity(self) -> BackendIdentity:
+        """Name, weights sha256 and the hash of the settings that change pixels."""
         return BackendIdentity(self.name, self.weights_sha256, config_hash(self._settings(self.scale)))
 
     def interpolate(
