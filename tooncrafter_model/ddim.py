@@ -114,10 +114,12 @@ class DDIMSchedule:
         when eta > 0 (SPEC 10.11). scale_prev of the smallest timestep is its own scale.
         """
         ts = self.timesteps(n, spacing)
-        ac = self.alphas_cumprod.double().numpy()  # float32 values, float64 arithmetic
-        alphas = ac[ts]
-        alphas_prev = np.concatenate([ac[:1], ac[ts[:-1]]])
-        sigmas = eta * np.sqrt((1.0 - alphas_prev) / (1.0 - alphas) * (1.0 - alphas / alphas_prev))
+        ac32 = self.alphas_cumprod.numpy()
+        alphas = ac32[ts].astype(np.float64)
+        alphas_prev = np.concatenate([ac32[:1], ac32[ts[:-1]]]).astype(np.float64)
+        # the reference divides by a float32 (1 - alpha_t): its reciprocal is rounded to float32 first
+        inv_one_minus = (np.float32(1.0) / (np.float32(1.0) - ac32[ts])).astype(np.float64)
+        sigmas = eta * np.sqrt((1.0 - alphas_prev) * inv_one_minus * (1.0 - alphas / alphas_prev))
         scale = self.scale_arr[ts]
         f32 = {"dtype": torch.float32, "device": "cpu"}
         return {

@@ -9,13 +9,12 @@ The decoder takes latents folded as [(B*T), z, h, w] plus `timesteps` = T of the
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
 from tooncrafter_model.attention import GroupNorm32, multihead_attention
 from tooncrafter_model.config import VAEConfig
-from tooncrafter_model.vae import AttnBlock, Encoder, ResnetBlock, Upsample, _Level, _Mid, normalize
+from tooncrafter_model.vae import AttnBlock, Encoder, ResnetBlock, Upsample, _Level, _Mid, normalize, swish
 
 # ---------------------------------------------------------------------------------------------------
 # Temporal blocks
@@ -151,7 +150,7 @@ class DualRefDecoder(nn.Module):
             h = self.attn_refinement[level](h, ref_context[level], timesteps)
             if level:
                 h = self.up[level].upsample(h)
-        h = F.silu(self.norm_out(h))
+        h = swish(self.norm_out(h))
         h = self.attn_refinement[-1](h, ref_context[-1], timesteps)
         return self.conv_out(h, timesteps)
 

@@ -13,6 +13,11 @@ from torch import nn
 from tooncrafter_model.config import VAEConfig
 
 
+def swish(x: torch.Tensor) -> torch.Tensor:
+    """x * sigmoid(x), written out as the SD-VAE does (F.silu differs in the last bit)."""
+    return x * torch.sigmoid(x)
+
+
 def normalize(channels: int) -> nn.GroupNorm:
     """The SD-VAE GroupNorm: 32 groups, eps 1e-6."""
     return nn.GroupNorm(32, channels, eps=1e-6)
@@ -36,8 +41,8 @@ class ResnetBlock(nn.Module):
             self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
+        h = self.conv1(swish(self.norm1(x)))
+        h = self.conv2(swish(self.norm2(h)))
         skip = self.nin_shortcut(x) if hasattr(self, "nin_shortcut") else x
         return skip + h
 
@@ -139,7 +144,7 @@ class Encoder(nn.Module):
             if hasattr(level, "downsample"):
                 h = level.downsample(h)
         h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
-        h = self.conv_out(F.silu(self.norm_out(h)))
+        h = self.conv_out(swish(self.norm_out(h)))
         hidden.append(first)
         return h, hidden
 
