@@ -107,9 +107,13 @@ def connect(
     else:
         given = [k for k, v in local_only.items() if v is not None]
         if given:
-            raise ValueError(f"connect({target!r}): {', '.join(given)} only apply to a local Ray; the cluster has its own")
+            raise ValueError(
+                f"connect({target!r}): {', '.join(given)} only apply to a local Ray; the cluster has its own"
+            )
         if loopback and not _is_loopback(_host(target)):
-            raise ValueError(f"connect({target!r}): not a loopback address; pass loopback=False to join a networked cluster")
+            raise ValueError(
+                f"connect({target!r}): not a loopback address; pass loopback=False to join a networked cluster"
+            )
         kwargs = {"address": target}
     if ray.is_initialized():
         current = ray.get_runtime_context().gcs_address

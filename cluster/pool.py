@@ -134,6 +134,18 @@ class _Slot:
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+@dataclass
+class _Batch:
+    """One run's state: the waiting pairs (a heap by priority), the calls in flight, busy folders."""
+
+    queue: list[tuple[tuple[int, int], _Item]]
+    flights: dict[ray.ObjectRef, tuple[_Slot, _Flight]] = field(default_factory=dict)
+    busy_dirs: set[str] = field(default_factory=set)
+
+    def push(self, item: _Item) -> None:
+        heapq.heappush(self.queue, (item.key, item))
+
+
 def _first_line(exc: BaseException) -> str:
     """One line for an attempt's error: Ray's own first line, or the root cause for a failed constructor."""
     lines = [line for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
@@ -214,7 +226,9 @@ class ActorPool:
         self.wait_workers()
         dead = [s for s in self._slots if s.state == "dead"]
         if dead:
-            raise PoolStartError(f"{len(dead)} of {len(self._slots)} render workers failed to start: {dead[0].last_error}")
+            raise PoolStartError(
+                f"{len(dead)} of {len(self._slots)} render workers failed to start: {dead[0].last_error}"
+            )
 
     def _probe(self, slot: _Slot) -> None:
         # Retried by Ray while the actor restarts; a permanently dead actor raises ActorDiedError.
@@ -234,7 +248,10 @@ class ActorPool:
         now = time.monotonic()
         for slot in starting.values():
             if slot.state == "starting" and now >= slot.probe_deadline:
-                slot.last_error = f"not ready after {self.pool_cfg.start_timeout_s:g} s (resources {self.worker_cfg.ray_options()})"
+                slot.last_error = (
+                    f"not ready after {self.pool_cfg.start_timeout_s:g} s "
+                    f"(booking {self.worker_cfg.ray_options()})"
+                )
                 self._bury(slot)
 
     def _on_probe(self, slot: _Slot, ref: ray.ObjectRef) -> None:
@@ -263,67 +280,60 @@ class ActorPool:
         if not self._slots:
             raise RuntimeError("ActorPool is not started: use it as a context manager")
         self._running = True
-        queue = [(item.key, item) for item in (_Item(seq, job) for seq, job in enumerate(jobs))]
-        heapq.heapify(queue)
-        flights: dict[ray.ObjectRef, tuple[_Slot, _Flight]] = {}
-        busy_dirs: set[str] = set()
+        batch = _Batch([(item.key, item) for item in (_Item(seq, job) for seq, job in enumerate(jobs))])
+        heapq.heapify(batch.queue)
         t0 = time.monotonic()
         try:
-            while queue or flights:
-                self._fill(queue, flights, busy_dirs)
-                if not flights and not any(s.state == "starting" for s in self._slots):
-                    yield from self._fail_all(queue)
+            while batch.queue or batch.flights:
+                self._fill(batch)
+                if not batch.flights and not any(s.state == "starting" for s in self._slots):
+                    yield from self._fail_all(batch)
                     break
-                yield from self._step(queue, flights, busy_dirs)
+                yield from self._step(batch)
         finally:
-            if flights:  # the caller stopped early: clear the actors of work nobody will collect
-                for slot in {id(s): s for s, _ in flights.values()}.values():
-                    self._lose(slot, None, queue, flights, busy_dirs)
+            if batch.flights:  # the caller stopped early: clear the actors of work nobody will collect
+                for slot in {id(s): s for s, _ in batch.flights.values()}.values():
+                    self._lose(slot, None, batch)
             self._run_s += time.monotonic() - t0
             self._running = False
 
-    def _fill(self, queue: list[tuple[tuple[int, int], _Item]], flights: dict[Any, Any], busy_dirs: set[str]) -> None:
+    def _fill(self, batch: _Batch) -> None:
         limit = self.pool_cfg.max_in_flight_per_actor
         live = {s.worker for s in self._slots if s.state != "dead"}
         progress = True
-        while queue and progress:  # one pair per actor per round spreads a short queue evenly
+        while batch.queue and progress:  # one pair per actor per round spreads a short queue evenly
             progress = False
             for slot in self._slots:
-                if slot.state != "ready" or len(slot.inflight) >= limit or not queue:
+                if slot.state != "ready" or len(slot.inflight) >= limit or not batch.queue:
                     continue
-                item = self._pop_for(slot, queue, busy_dirs, live)
+                item = self._pop_for(slot, batch, live)
                 if item is None:
                     continue
                 now = time.monotonic()
                 ref = slot.handle.render.remote(item.job, self.pool_cfg.qa_checks)
                 flight = _Flight(ref, item, now, now if not slot.inflight else None)
                 slot.inflight.append(flight)
-                flights[ref] = (slot, flight)
-                busy_dirs.add(item.job.out_dir)
+                batch.flights[ref] = (slot, flight)
+                batch.busy_dirs.add(item.job.out_dir)
                 progress = True
-        self._max_in_flight = max(self._max_in_flight, len(flights))
+        self._max_in_flight = max(self._max_in_flight, len(batch.flights))
 
     @staticmethod
-    def _pop_for(
-        slot: _Slot, queue: list[tuple[tuple[int, int], _Item]], busy_dirs: set[str], live: set[str]
-    ) -> _Item | None:
+    def _pop_for(slot: _Slot, batch: _Batch, live: set[str]) -> _Item | None:
         skipped, chosen = [], None
-        while queue and chosen is None and len(skipped) < 64:
-            entry = heapq.heappop(queue)
-            item = entry[1]
+        while batch.queue and chosen is None and len(skipped) < 64:
+            _, item = heapq.heappop(batch.queue)
             # One render per output folder at a time; a retry prefers a worker it has not failed on.
             elsewhere = slot.worker in item.failed_on and not live <= item.failed_on
-            if item.job.out_dir in busy_dirs or elsewhere:
-                skipped.append(entry)
+            if item.job.out_dir in batch.busy_dirs or elsewhere:
+                skipped.append(item)
             else:
                 chosen = item
-        for entry in skipped:
-            heapq.heappush(queue, entry)
+        for item in skipped:
+            batch.push(item)
         return chosen
 
-    def _step(
-        self, queue: list[tuple[tuple[int, int], _Item]], flights: dict[Any, Any], busy_dirs: set[str]
-    ) -> Iterator[PairResult]:
+    def _step(self, batch: _Batch) -> Iterator[PairResult]:
         timeout_s = self.pool_cfg.pair_timeout_s
         deadlines = [s.probe_deadline for s in self._slots if s.state == "starting"]
         for slot in self._slots:
@@ -332,37 +342,35 @@ class ActorPool:
                 deadlines.append(head.head_since + timeout_s)
         probes = [s.probe for s in self._slots if s.state == "starting" and s.probe is not None]
         wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-        done, _ = ray.wait(list(flights) + probes, num_returns=1, timeout=wait_s)
+        done, _ = ray.wait(list(batch.flights) + probes, num_returns=1, timeout=wait_s)
         out: list[PairResult] = []
         for ref in done:
-            if ref in flights:
-                slot, flight = flights[ref]
-                out += self._settle(slot, flight, queue, flights, busy_dirs)
+            if ref in batch.flights:
+                slot, flight = batch.flights[ref]
+                out += self._settle(slot, flight, batch)
         self._poll_probes(block=False)
         now = time.monotonic()
         for slot in self._slots:
             head = slot.inflight[0] if slot.state == "ready" and slot.inflight else None
             if head is not None and head.head_since is not None and now - head.head_since >= timeout_s:
                 ray.kill(slot.handle, no_restart=False)  # actor tasks cannot be interrupted; the actor can
-                out += self._lose(slot, f"timed out after {timeout_s:g} s", queue, flights, busy_dirs)
+                out += self._lose(slot, f"timed out after {timeout_s:g} s", batch)
         yield from out
 
-    def _settle(
-        self, slot: _Slot, flight: _Flight, queue: list[Any], flights: dict[Any, Any], busy_dirs: set[str]
-    ) -> list[PairResult]:
+    def _settle(self, slot: _Slot, flight: _Flight, batch: _Batch) -> list[PairResult]:
         try:
             result: PairResult = ray.get(flight.ref)
         except RayActorError as exc:
-            return self._lose(slot, f"worker died: {_first_line(exc)}", queue, flights, busy_dirs)
+            return self._lose(slot, f"worker died: {_first_line(exc)}", batch)
         except RayError as exc:  # an error outside render's own handling: the actor itself is fine
             result = self._untracked_failure(slot, flight, _first_line(exc))
-        self._retire(slot, flight, flights, busy_dirs)
-        return self._record(slot, flight.item, result, queue)
+        self._retire(slot, flight, batch)
+        return self._record(slot, flight.item, result, batch)
 
-    def _retire(self, slot: _Slot, flight: _Flight, flights: dict[Any, Any], busy_dirs: set[str]) -> None:
+    def _retire(self, slot: _Slot, flight: _Flight, batch: _Batch) -> None:
         slot.inflight.remove(flight)
-        flights.pop(flight.ref, None)
-        busy_dirs.discard(flight.item.job.out_dir)
+        batch.flights.pop(flight.ref, None)
+        batch.busy_dirs.discard(flight.item.job.out_dir)
         if slot.inflight and slot.inflight[0].head_since is None:
             slot.inflight[0].head_since = time.monotonic()
 
@@ -383,7 +391,7 @@ class ActorPool:
             process=info.process if info else "",
         )
 
-    def _record(self, slot: _Slot, item: _Item, result: PairResult, queue: list[Any]) -> list[PairResult]:
+    def _record(self, slot: _Slot, item: _Item, result: PairResult, batch: _Batch) -> list[PairResult]:
         attempt = result.attempts[-1]
         attempt = replace(attempt, model_loads=slot.note_loads(attempt.process, attempt.model_loads))
         slot.busy_s += attempt.finished_at - attempt.started_at
@@ -393,11 +401,11 @@ class ActorPool:
             return [self._finish(item, replace(result, attempts=tuple(item.attempts)))]
         slot.attempts_failed += 1
         item.failed_on.add(slot.worker)
-        return self._retry_or_fail(item, result.error or "failed", queue)
+        return self._retry_or_fail(item, result.error or "failed", batch)
 
-    def _retry_or_fail(self, item: _Item, error: str, queue: list[Any]) -> list[PairResult]:
+    def _retry_or_fail(self, item: _Item, error: str, batch: _Batch) -> list[PairResult]:
         if len(item.attempts) < self.pool_cfg.max_attempts:
-            heapq.heappush(queue, (item.key, item))
+            batch.push(item)
             return []
         failed = PairResult(job=item.job, ok=False, attempts=tuple(item.attempts), error=error)
         return [self._finish(item, failed)]
@@ -411,15 +419,13 @@ class ActorPool:
             self._pairs_failed += 1
         return result
 
-    def _lose(
-        self, slot: _Slot, error: str | None, queue: list[Any], flights: dict[Any, Any], busy_dirs: set[str]
-    ) -> list[PairResult]:
+    def _lose(self, slot: _Slot, error: str | None, batch: _Batch) -> list[PairResult]:
         """The actor lost its work (death, timeout kill, or an abandoned run): settle what finished,
         charge the running pair with `error`, requeue the rest, and wait for the restarted actor."""
         out: list[PairResult] = []
         charged = error is None
         for flight in list(slot.inflight):
-            self._retire(slot, flight, flights, busy_dirs)
+            self._retire(slot, flight, batch)
             finished = None
             if ray.wait([flight.ref], timeout=0)[0]:
                 try:
@@ -427,7 +433,7 @@ class ActorPool:
                 except (RayError, GetTimeoutError):
                     finished = None
             if finished is not None:
-                out += self._record(slot, flight.item, finished, queue)
+                out += self._record(slot, flight.item, finished, batch)
             elif not charged:
                 charged = True
                 flight.item.crashed = True
@@ -436,10 +442,10 @@ class ActorPool:
                 slot.attempts_failed += 1
                 slot.busy_s += time.monotonic() - (flight.head_since or flight.submitted)
                 flight.item.failed_on.add(slot.worker)
-                out += self._retry_or_fail(flight.item, str(error), queue)
+                out += self._retry_or_fail(flight.item, str(error), batch)
             else:
                 flight.item.crashed = True
-                heapq.heappush(queue, (flight.item.key, flight.item))
+                batch.push(flight.item)
         if error is None:
             ray.kill(slot.handle, no_restart=False)
         slot.restarts += 1
@@ -447,10 +453,10 @@ class ActorPool:
         self._probe(slot)
         return out
 
-    def _fail_all(self, queue: list[tuple[tuple[int, int], _Item]]) -> Iterator[PairResult]:
+    def _fail_all(self, batch: _Batch) -> Iterator[PairResult]:
         reasons = "; ".join(sorted({s.last_error for s in self._slots if s.last_error})) or "no worker is alive"
-        while queue:
-            _, item = heapq.heappop(queue)
+        while batch.queue:
+            _, item = heapq.heappop(batch.queue)
             error = f"no live render workers left ({reasons})"
             yield self._finish(item, PairResult(job=item.job, ok=False, attempts=tuple(item.attempts), error=error))
 

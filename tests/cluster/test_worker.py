@@ -191,7 +191,10 @@ def test_simulated_faults_fire_only_where_targeted(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     assert by_device.interpolate(A, B, (0.5,)).meta.get("fault") is None
 
-    once = [SimulatedGPUBackend(seconds=0, fault="nan", fault_once_dir=str(tmp_path / "f"), fault_limit=2) for _ in range(2)]
+    once = [
+        SimulatedGPUBackend(seconds=0, fault="nan", fault_once_dir=str(tmp_path / "f"), fault_limit=2)
+        for _ in range(2)
+    ]
     outcomes = []
     for sim in once + once:
         try:
