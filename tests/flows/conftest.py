@@ -1,0 +1,65 @@
+"""End-to-end helpers: shot lists of synthetic cartoons written by the test, one local Ray per module,
+and the session's Prefect API."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cluster import connect
+from tasks.settings import Settings
+from tasks.synthetic import Animation, animate, make_character, write_video
+
+W, H = 128, 64  # small frames keep RIFE at a few ms per in-between on CPU
+
+
+@pytest.fixture(scope="module")
+def ray_module() -> Iterator[None]:
+    """One local Ray for the module: every flow run in it reuses the connection (start-up is 3-7 s)."""
+    temp_dir = tempfile.mkdtemp(prefix="tff-", dir="/tmp")
+    try:
+        with connect(num_cpus=2, temp_dir=temp_dir):
+            yield
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@dataclass
+class Shots:
+    """A shot list on disk and the ground truth of each shot's animation."""
+
+    path: Path
+    animations: dict[str, Animation]
+    doc: dict[str, Any]
+
+    def write(self) -> None:
+        self.path.write_text(yaml.safe_dump(self.doc, sort_keys=False))
+
+
+def make_shots(folder: Path, timings: dict[str, dict[str, Any]], **defaults: Any) -> Shots:
+    """Write a lossless rough-animation video per shot (`timings[code]` = animate() kwargs) and a shot list."""
+    folder.mkdir(parents=True, exist_ok=True)
+    animations = {}
+    shots = []
+    for i, (code, spec) in enumerate(timings.items()):
+        spec = dict(spec)
+        extra = spec.pop("shot", {})
+        anim = animate(spec.pop("timing"), width=W, height=H, character=make_character(3 + 5 * i), **spec)
+        write_video(anim.frames, folder / "rough" / f"{code}.mkv", fps=24, lossless=True)
+        animations[code] = anim
+        shots.append({"code": code, "source": f"rough/{code}.mkv", **extra})
+    doc = {"defaults": {"show": "test", "sequence": "sq010", "fps": 24, **defaults}, "shots": shots}
+    result = Shots(folder / "shots.yaml", animations, doc)
+    result.write()
+    return result
+
+
+def settings_for(folder: Path, **overrides: Any) -> Settings:
+    return Settings(output_root=folder / "out", actors=2, actor_cpus=1, **overrides)

@@ -1,0 +1,103 @@
+"""The `toonfarm` CLI: exact outputs, exit codes (0 ok, 1 some shots failed, 2 bad invocation), no tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+from .conftest import make_shots
+
+runner = CliRunner()
+
+
+def test_plan_json_is_the_documented_dry_run(tmp_path: Path) -> None:
+    shots = make_shots(tmp_path, {"sh0010": {"timing": [2, 3, 4]}, "sh0020": {"timing": [2, 2, 2, 2], "cut_at": 4}})
+    result = runner.invoke(app, ["plan", str(shots.path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "shots": [
+            {"code": "sh0010", "cuts": [], "keyframes": [0, 2, 5],
+             "pairs": [{"a": 0, "b": 2, "inbetweens": 1}, {"a": 2, "b": 5, "inbetweens": 2}]},
+            {"code": "sh0020", "cuts": [4], "keyframes": [0, 2, 4, 6],
+             "pairs": [{"a": 0, "b": 2, "inbetweens": 1}, {"a": 4, "b": 6, "inbetweens": 1}]},
+        ]
+    }
+    assert not list(tmp_path.glob("**/keyframes"))  # a dry run stores nothing
+
+
+def test_plan_reports_bad_media_and_still_plans_the_rest(tmp_path: Path) -> None:
+    shots = make_shots(tmp_path, {"ok": {"timing": [2, 2]}, "bad": {"timing": [2, 2]}})
+    (tmp_path / "rough" / "bad.mkv").write_bytes(b"not a video")
+    result = runner.invoke(app, ["plan", str(shots.path), "--json"])
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert [s["code"] for s in doc["shots"]] == ["ok"]
+    assert doc["failed"][0]["shot"] == "test/sq010/bad"
+    assert result.stderr.startswith(f"toonfarm: {shots.path}: shots[1].source: rough/bad.mkv")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("shots: [{code: sh1, source: a.mp4, fps: abc}]", "shots.yaml: shots[0].fps: "),
+        ("shots: [{code: sh1, fps: 24}]", "shots.yaml: shots[0].source: "),
+        ("shots: [{code: sh1, source: ../../etc/passwd.mp4, fps: 24}]", "shots.yaml: shots[0].source: "),
+        ("shots: [{code: sh1, source: a.mp4, fps: 24", "shots.yaml: "),
+    ],
+)
+def test_bad_shot_list_is_one_line_and_exit_2(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "shots.yaml"
+    path.write_text(text)
+    for command in (["plan", str(path)], ["render", str(path), "-o", str(tmp_path / "out")]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"toonfarm: {tmp_path}/{message}"), lines
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_settings_and_usage_exit_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["render", str(tmp_path / "x.yaml"), "--actors", "0"])
+    assert result.exit_code == 2 and result.stderr.strip() == "toonfarm: setting actors: Input should be greater than or equal to 1 (got 0)"
+    result = runner.invoke(app, ["render", str(tmp_path / "x.yaml"), "--db", "nonsense"])
+    assert result.exit_code == 2 and "setting db: Value error, not a database URL: 'nonsense'" in result.stderr
+    result = runner.invoke(app, ["nosuchcommand"])
+    assert result.exit_code == 2
+    result = runner.invoke(app, ["models", "convert", str(tmp_path / "m.ckpt"), str(tmp_path / "m.bin")])
+    assert result.exit_code == 2 and result.stderr.strip() == f"toonfarm: {tmp_path / 'm.bin'}: output must end in .safetensors"
+
+
+@pytest.mark.usefixtures("prefect_harness", "ray_module")
+def test_render_history_and_lineage(tmp_path: Path) -> None:
+    shots = make_shots(tmp_path / "in", {"sh0010": {"timing": [2, 2, 2]}, "sh0020": {"timing": [3, 3]}})
+    shots.doc["shots"].append({"code": "sh0030", "source": "rough/none.mkv"})
+    shots.write()
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["render", str(shots.path), "-o", str(out), "--actors", "2"])
+    assert result.exit_code == 1, result.output  # one shot's media is missing: the rest are rendered
+    assert result.stdout.strip().splitlines()[-1] == "rendered 3 pairs, reused 0, failed 0"
+    assert f"error: {shots.path}: shots[2].source: rough/none.mkv" in result.stderr
+    del shots.doc["shots"][2]
+    shots.write()
+    result = runner.invoke(app, ["render", str(shots.path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == "rendered 0 pairs, reused 3, failed 0"
+
+    result = runner.invoke(app, ["history", "sh0010", "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    (v1,) = json.loads(result.stdout)
+    assert (v1["number"], v1["frame_count"], len(v1["renders"])) == (1, 6, 2)
+    frame = Path(v1["png_dir"]) / "sh0010.0002.png"
+    result = runner.invoke(app, ["lineage", str(frame), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "test/sq010/sh0010 v001" in text and "in-between 1 of 1" in text and "(pair 0 -> 2)" in text
+    assert "backend    rife  weights 1195a2f0de8fcc06" in text and "seed 0" in text
+    result = runner.invoke(app, ["lineage", str(tmp_path / "nothing.png"), "-o", str(out)])
+    assert result.exit_code == 2 and result.stderr.strip() == f"toonfarm: {tmp_path / 'nothing.png'}: no such file"
