@@ -67,7 +67,7 @@ class PoolConfig:
     actors: int
     max_in_flight_per_actor: int = 2  # one running + one queued keeps an actor busy between pairs
     max_attempts: int = 3
-    pair_timeout_s: float = 600.0
+    pair_timeout_s: float = 600.0  # counted from when a pair starts on its actor, not from submission
     qa_checks: bool = True
     max_restarts: int = 4  # per actor; a crash or a timeout kill restarts it and reloads its model
     start_timeout_s: float = 300.0  # for an actor to be scheduled and load its model, after each (re)start
