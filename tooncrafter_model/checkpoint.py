@@ -76,8 +76,20 @@ def _load_pickle(path: Path) -> Any:
     raise AssertionError("unreachable")
 
 
+_DEEPSPEED_PREFIX = "_forward_module."
+
+
+def _unwrap(raw: Any) -> Any:
+    """Lightning's {"state_dict": ...} or DeepSpeed's {"module": {"_forward_module.<key>": ...}} -> the tensors."""
+    if isinstance(raw, Mapping) and isinstance(raw.get("state_dict"), Mapping):
+        return raw["state_dict"]
+    if isinstance(raw, Mapping) and isinstance(raw.get("module"), Mapping):
+        return {k.removeprefix(_DEEPSPEED_PREFIX): v for k, v in raw["module"].items()}
+    return raw
+
+
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Tensors of a `.ckpt`/`.pt`/`.pth` (top-level "state_dict" unwrapped) or `.safetensors`, renamed to our keys."""
+    """Tensors of a `.ckpt`/`.pt`/`.pth` (Lightning or DeepSpeed layout) or `.safetensors`, renamed to our keys."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -87,9 +99,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
     else:
-        raw = _load_pickle(path)
-        if isinstance(raw, Mapping) and "state_dict" in raw:
-            raw = raw["state_dict"]
+        raw = _unwrap(_load_pickle(path))
     if not isinstance(raw, Mapping):
         raise CheckpointError(f"{path}: expected a mapping of tensors, found {type(raw).__name__}")
     bad = [k for k, v in raw.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]

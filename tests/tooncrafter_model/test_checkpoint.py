@@ -115,6 +115,13 @@ def test_a_legacy_torch_file_still_loads(tmp_path: Path) -> None:
     assert torch.equal(read_state_dict(path)["a"], torch.arange(3.0))
 
 
+def test_deepspeed_layout_is_unwrapped(tiny_ckpt, tmp_path: Path) -> None:
+    _, sd = tiny_ckpt
+    path = tmp_path / "ds.ckpt"
+    torch.save({"module": {f"_forward_module.{k}": v for k, v in sd.items()}, "ds_version": "0.9"}, path)
+    assert _same(load_strict(build_model(TINY), path).state_dict(), sd)
+
+
 def test_non_tensor_entries_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "mixed.ckpt"
     torch.save({"state_dict": {"a": torch.zeros(1), "b": 3}}, path)
