@@ -3,7 +3,7 @@
 from cluster.config import PoolConfig, WorkerConfig
 from cluster.connect import RayCluster, connect
 from cluster.jobs import Attempt, PairJob, PairResult
-from cluster.pool import ActorPool, PoolStats
+from cluster.pool import ActorPool, PoolStartError, PoolStats
 from cluster.worker import RenderWorker
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "PairJob",
     "PairResult",
     "PoolConfig",
+    "PoolStartError",
     "PoolStats",
     "RayCluster",
     "RenderWorker",
