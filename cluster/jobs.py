@@ -19,6 +19,7 @@ class PairJob:
     prompt: str = ""
     priority: int = 0  # higher goes first
     sketches: tuple[tuple[float, str], ...] = ()  # (time, sketch PNG path)
+    params: tuple[tuple[str, object], ...] = ()  # the backend's per-shot parameters, sorted by name
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,8 @@ class RenderWorker:
         sketches: dict[float, Frame] | None = {t: read_frame(p) for t, p in job.sketches} or None
         t1 = time.perf_counter()
         frames = self._backend.interpolate(
-            frame_a, frame_b, job.times, seed=job.seed, prompt=job.prompt, sketches=sketches
+            frame_a, frame_b, job.times, seed=job.seed, prompt=job.prompt, sketches=sketches,
+            params=dict(job.params) or None,
         )
         t2 = time.perf_counter()
         if qa:

@@ -39,14 +39,14 @@ def _planned(shots: list[Shot], futures: list) -> tuple[list[ShotPlan], list[tup
 
 
 @flow(name="render-batch", log_prints=False)
-def render_batch(shotlist: str, settings: Settings | None = None) -> BatchReport:
-    """Plan every shot of the list, render all their pairs as one queue on the farm, and publish each
-    shot as a new version the moment its own pairs are done."""
+def render_batch(shotlist: str, settings: Settings | None = None, shots: list[str] | None = None) -> BatchReport:
+    """Plan every shot of the list (or only `shots`, by id or code), render all their pairs as one queue
+    on the farm, and publish each shot as a new version the moment its own pairs are done."""
     settings = settings or Settings()
     run_id = str(flow_run.id) if flow_run.id else None
     started = time.monotonic()
-    shots = load_shots(shotlist, settings.allow_outside_root)
-    plans, unplanned = _planned(shots, detect.map(shots, unmapped(settings.store)))
+    selected = load_shots(shotlist, settings.allow_outside_root, shots)
+    plans, unplanned = _planned(selected, detect.map(selected, unmapped(settings.store)))
     with shot_database(settings) as db:
         record.begin_batch(db, run_id or "local", "render-batch", shotlist)
         works = plan_renders(plans, settings, db, run_id)

@@ -89,6 +89,8 @@ class ResultRecorder:
         with self.db.transaction() as s:
             for r in self._buffer:
                 key = r.job.render_key
+                if shot_db.find_finished_render(session=s, render_key=key) is not None:
+                    continue  # another batch finished the same key first: same key, same frames
                 for a in r.attempts:
                     shot_db.record_attempt(
                         session=s, render_key=key, worker=a.worker, node=a.node, started_at=_utc(a.started_at),

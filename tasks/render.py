@@ -118,6 +118,7 @@ def plan_work(
             job = None if reuse else PairJob(
                 render_key=key, shot=shot.id, frame_a=str(a.path), frame_b=str(b.path), times=plan.pairs[i].times,
                 out_dir=str(out_dir), seed=shot.render.seed, prompt=shot.prompt, priority=shot.priority,
+                params=tuple(sorted(shot.render.params.items())),
             )
             work.append(PairWork(i, key, out_dir, job, n))
         works.append(ShotWork(plan, shot.backend, identity, dict(shot.render.params), tuple(work)))

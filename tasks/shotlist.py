@@ -52,7 +52,7 @@ import io
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -73,7 +73,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from tooncrafter_model.backend import BACKENDS
+from tooncrafter_model.backend import BACKENDS, check_params
 
 
 class ShotListError(ValueError):
@@ -243,6 +243,17 @@ class Shot(_Model):
             raise _bad(f"must not come before start ({start})")
         return end
 
+    @field_validator("render")
+    @classmethod
+    def _params_for_backend(cls, render: RenderParams, info: ValidationInfo) -> RenderParams:
+        backend = info.data.get("backend")
+        if backend is not None:
+            try:
+                check_params(backend, render.params)
+            except ValueError as exc:
+                raise _bad(str(exc)) from None
+        return render
+
     @field_validator("lut")
     @classmethod
     def _cube(cls, lut: Path | None) -> Path | None:
@@ -318,6 +329,19 @@ class ShotList:
             if shot.id == shot_id:
                 return shot
         raise KeyError(shot_id)
+
+    def select(self, refs: Sequence[str] | None) -> list[Shot]:
+        """The shots in render order, or only those named in `refs` (by id, or by a code unique in the list)."""
+        if refs is None:
+            return self.ordered()
+        wanted = set()
+        for ref in refs:
+            found = [s for s in self.shots if ref in (s.id, s.code)]
+            if len(found) != 1:
+                why = "no such shot" if not found else "several shots have this code; give show/sequence/code"
+                raise ShotListError(f"{self.path}: shot {ref}: {why}")
+            wanted.add(found[0].id)
+        return [s for s in self.ordered() if s.id in wanted]
 
 
 # ----------------------------------------------------------------------------- error messages

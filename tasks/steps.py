@@ -29,9 +29,9 @@ progress = logging.getLogger("toonfarm.progress")
 
 
 @task(name="load-shot-list", cache_policy=NO_CACHE)
-def load_shots(shotlist: str, allow_outside_root: bool) -> list[Shot]:
-    """The shot list's shots in render order (rush shots first)."""
-    return load_shotlist(shotlist, allow_outside_root=allow_outside_root).ordered()
+def load_shots(shotlist: str, allow_outside_root: bool, only: list[str] | None = None) -> list[Shot]:
+    """The shot list's shots in render order (rush shots first); `only` keeps the shots with those ids."""
+    return load_shotlist(shotlist, allow_outside_root=allow_outside_root).select(only)
 
 
 @task(name="detect", task_run_name="detect {shot.id}", cache_policy=NO_CACHE, tags=["detect"])

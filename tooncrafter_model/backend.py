@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -59,9 +59,14 @@ class Interpolator(Protocol):
         seed: int = 0,
         prompt: str = "",
         sketches: dict[float, Frame] | None = None,
+        params: Mapping[str, Any] | None = None,
         on_step: OnStep | None = None,
     ) -> Frames:
-        """Return one HxWx3 uint8 frame per time in `times` (each strictly between 0 and 1)."""
+        """Return one HxWx3 uint8 frame per time in `times` (each strictly between 0 and 1).
+
+        `params` are the per-shot settings of the backend (e.g. toon's steps, cfg); only the names its
+        registry entry lists are allowed.
+        """
         ...
 
 
@@ -98,9 +103,11 @@ class CrossfadeBackend:
         seed: int = 0,
         prompt: str = "",
         sketches: dict[float, Frame] | None = None,
+        params: Mapping[str, Any] | None = None,
         on_step: OnStep | None = None,
     ) -> Frames:
         check_request(frame_a, frame_b, times)
+        check_params(self.name, params)
         if sketches:
             raise ValueError("the crossfade backend takes no sketch guidance")
         a, b = frame_a.astype(np.float32), frame_b.astype(np.float32)
@@ -112,19 +119,39 @@ class CrossfadeBackend:
         return out
 
 
-# name -> "module:factory"; imported lazily so that loading RIFE never imports ToonCrafter and vice versa.
-BACKENDS: dict[str, str] = {
-    "crossfade": "tooncrafter_model.backend:CrossfadeBackend",
-    "rife": "tooncrafter_model.rife:RifeBackend",
-    "toon": "tooncrafter_model.pipeline:ToonBackend",
-    "simulated-gpu": "tooncrafter_model.simulated:SimulatedGPUBackend",
+@dataclass(frozen=True)
+class BackendSpec:
+    """Where a backend lives ("module:factory", imported only when used) and the per-shot parameters
+    its `interpolate` accepts, so a shot list is checked without importing torch."""
+
+    factory: str
+    params: frozenset[str] = frozenset()
+
+
+BACKENDS: dict[str, BackendSpec] = {
+    "crossfade": BackendSpec("tooncrafter_model.backend:CrossfadeBackend"),
+    "rife": BackendSpec("tooncrafter_model.rife:RifeBackend"),
+    "toon": BackendSpec(
+        "tooncrafter_model.toon:ToonBackend",
+        frozenset({"steps", "eta", "cfg", "rescale", "fs", "sketch_scale"}),
+    ),
+    "simulated-gpu": BackendSpec("tooncrafter_model.simulated:SimulatedGPUBackend"),
 }
+
+
+def check_params(name: str, params: Mapping[str, Any] | None) -> None:
+    """Raise ValueError naming any parameter that backend `name` does not take."""
+    allowed = BACKENDS[name].params if name in BACKENDS else frozenset()
+    unknown = sorted(set(params or {}) - allowed)
+    if unknown:
+        takes = ", ".join(sorted(allowed)) or "none"
+        raise ValueError(f"the {name} backend takes no parameter {', '.join(unknown)} (it takes: {takes})")
 
 
 def _factory(name: str) -> Any:
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(sorted(BACKENDS))}")
-    module, attr = BACKENDS[name].split(":")
+    module, attr = BACKENDS[name].factory.split(":")
     return getattr(importlib.import_module(module), attr)
 
 

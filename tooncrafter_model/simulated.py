@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from tooncrafter_model.backend import BackendIdentity, OnStep, check_request, config_hash
+from tooncrafter_model.backend import BackendIdentity, OnStep, check_params, check_request, config_hash
 from tooncrafter_model.frames import Frame, Frames
 
 FAULTS = ("black", "identity", "nan", "raise", "hang", "crash")
@@ -88,10 +89,12 @@ class SimulatedGPUBackend:
         seed: int = 0,
         prompt: str = "",
         sketches: dict[float, Frame] | None = None,
+        params: Mapping[str, Any] | None = None,
         on_step: OnStep | None = None,
     ) -> Frames:
         """Sleep as if rendering, then cross-fade; misbehave instead when a targeted fault fires."""
         check_request(frame_a, frame_b, times)
+        check_params(self.name, params)
         fault = self.fault if self.fault and self._fault_fires(seed) else None
         if fault == "crash":
             os._exit(1)

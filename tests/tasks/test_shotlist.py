@@ -44,13 +44,13 @@ def test_shots_inherit_defaults_and_override_them_key_by_key(write_shotlist: Wri
             {"code": "sh0020", "source": "b.mp4", "fps": 12, "backend": "toon",
              "render": {"inbetweens": 2, "params": {"cfg": 5.0}}, "priority": 3},
         ],  # fmt: skip
-        defaults={"show": "demo", "sequence": "sq010", "fps": 24, "backend": "crossfade", "prompt": "a cat",
+        defaults={"show": "demo", "sequence": "sq010", "fps": 24, "backend": "toon", "prompt": "a cat",
                   "render": {"seed": 7, "params": {"steps": 10, "cfg": 7.5}}, "lut": "luts/show.cube",
                   "output": "out"},  # fmt: skip
     )
     first, second = shots.shots
     assert first.id == "demo/sq010/sh0010" and second.id == "demo/sq010/sh0020"
-    assert (first.fps, first.backend, first.prompt) == (24.0, "crossfade", "a cat")
+    assert (first.fps, first.backend, first.prompt) == (24.0, "toon", "a cat")
     assert first.render == RenderParams(seed=7, inbetweens=None, params={"steps": 10, "cfg": 7.5})
     assert first.lut == tmp_path.resolve() / "luts/show.cube" and first.output == tmp_path.resolve() / "out"
     assert (second.fps, second.backend, second.priority) == (12.0, "toon", 3)
@@ -287,3 +287,8 @@ def test_csv_rows_are_shots(tmp_path: Path) -> None:
 def test_csv_errors_name_the_line_and_the_column(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "shots.csv"
     assert _error(path, text).startswith(f"{path}: {expected}")
+
+
+def test_render_params_must_be_the_backends_own(write_shotlist: WriteList) -> None:
+    with pytest.raises(ShotListError, match=r"shots\[0\]\.render: the rife backend takes no parameter steps \(it takes: none\)"):
+        write_shotlist([{"code": "sh0010", "source": "a.mp4", "render": {"params": {"steps": 10}}}], defaults={"fps": 24})
