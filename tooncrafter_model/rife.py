@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tooncrafter_model.backend import BackendIdentity, OnStep, check_request, config_hash
+from tooncrafter_model.backend import BackendIdentity, OnStep, check_params, check_request, config_hash
 from tooncrafter_model.frames import Frame, Frames
 from tooncrafter_model.weights import WheelFile, fetch, sha256_file
 
@@ -299,10 +299,12 @@ class RifeBackend:
         seed: int = 0,
         prompt: str = "",
         sketches: dict[float, Frame] | None = None,
+        params: Mapping[str, Any] | None = None,
         on_step: OnStep | None = None,
     ) -> Frames:
         """One frame per t in `times`, each from a single forward pass with a constant timestep map."""
         check_request(frame_a, frame_b, times)
+        check_params(self.name, params)
         if sketches:
             raise ValueError("the rife backend takes no sketch guidance")
         start = time.perf_counter()

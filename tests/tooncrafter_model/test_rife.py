@@ -122,6 +122,8 @@ def test_bad_requests_raise_clear_errors(rife: RifeBackend) -> None:
         rife.interpolate(a, b, [0.5, 1.0])
     with pytest.raises(ValueError, match="the rife backend takes no sketch guidance"):
         rife.interpolate(a, b, [0.5], sketches={0.5: a})
+    with pytest.raises(ValueError, match="the rife backend takes no parameter steps"):
+        rife.interpolate(a, b, [0.5], params={"steps": 4})
     with pytest.raises(ValueError, match="scale must be one of"):
         RifeBackend(scale=0.3)
     with pytest.raises(RifeWeightsError, match="nowhere.pkl: weights file not found"):
