@@ -62,4 +62,4 @@ def make_shots(folder: Path, timings: dict[str, dict[str, Any]], **defaults: Any
 
 
 def settings_for(folder: Path, **overrides: Any) -> Settings:
-    return Settings(output_root=folder / "out", actors=2, actor_cpus=1, **overrides)
+    return Settings(**{"output_root": folder / "out", "actors": 2, "actor_cpus": 1, **overrides})
