@@ -56,3 +56,57 @@ def test_connect_follows_ray_address(two_node_ray: Any, monkeypatch: pytest.Monk
     monkeypatch.setenv("RAY_ADDRESS", address)
     with connect() as cluster:
         assert cluster.address == address and not cluster.started_local and len(cluster.nodes) == 2
+
+
+@pytest.fixture
+def postgres_url() -> Any:
+    """A throwaway PostgreSQL database on the local server, dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"toonfarm_mn_{uuid.uuid4().hex[:10]}"
+    admin = create_engine("postgresql+psycopg://root@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("prefect_harness")
+def test_batch_across_both_nodes_into_postgres(two_node_ray: Any, postgres_url: str, tmp_path: Path) -> None:
+    """The whole batch flow on the two-node cluster: outputs in one shared folder, the shot DB on
+    PostgreSQL, and pairs rendered on both nodes."""
+    import yaml
+
+    import shot_db
+    from flows.render_batch import render_batch
+    from shot_db.models import Render
+    from tasks.record import ShotDB
+    from tasks.settings import Settings
+    from tasks.synthetic import animate, make_character, write_video
+
+    shots = []
+    for i, code in enumerate(("sh0010", "sh0020")):
+        anim = animate([2] * 5, width=128, height=64, character=make_character(20 + i))
+        write_video(anim.frames, tmp_path / "in" / f"{code}.mkv", fps=24, lossless=True)
+        shots.append({"code": code, "source": f"{code}.mkv"})
+    shotlist = tmp_path / "in" / "shots.yaml"
+    shotlist.write_text(yaml.safe_dump({"defaults": {"show": "mn", "fps": 24}, "shots": shots}))
+    settings = Settings(output_root=tmp_path / "shared", db=postgres_url, ray_address=two_node_ray.address,
+                        actors=2, actor_cpus=1)
+    batch = render_batch(str(shotlist), settings)
+    assert batch.ok and batch.summary == "rendered 8 pairs, reused 0, failed 0", batch.errors
+    db = ShotDB(postgres_url)
+    with db.transaction() as s:
+        nodes = {r.node for r in s.query(Render).all()}
+        versions = [shot_db.shot_history(session=s, show="mn", sequence="main", code=c) for c in ("sh0010", "sh0020")]
+    db.close()
+    assert len(nodes) == 2  # one actor per node: each node rendered pairs
+    assert [len(v) for v in versions] == [1, 1]
+    assert all(Path(v[0].mp4_path).is_relative_to(tmp_path / "shared") for v in versions)
