@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,3 +50,16 @@ def prefect_defaults(*, verbose: bool = False) -> None:
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("RAY_LOG_TO_DRIVER", "0")
+
+
+@contextmanager
+def serverless() -> Iterator[None]:
+    """Prefect tuned for a run without a server: no flow heartbeats (nothing would watch them, and
+    stopping their thread costs up to a second per flow run). With a server, nothing changes."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield

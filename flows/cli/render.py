@@ -19,6 +19,7 @@ from flows.cli.options import (
     ShotListArg,
     prefect_defaults,
     resolve_settings,
+    serverless,
 )
 from flows.cli.progress import progress_bars
 from tasks.settings import Settings
@@ -35,7 +36,7 @@ def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> i
     from flows.render_batch import render_batch  # imports Prefect, after its settings are chosen
 
     console = Console(stderr=True)
-    with progress_bars(console, shots=len(shots.shots)):
+    with progress_bars(console, shots=len(shots.shots)), serverless():
         batch = render_batch(str(shotlist), settings)
     for error in batch.errors:
         typer.echo(f"error: {error}", err=True)
