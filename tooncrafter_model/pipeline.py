@@ -8,7 +8,8 @@ official `model.ckpt` loads with strict=True. `ToonCrafterPipeline.interpolate` 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,6 +28,10 @@ from tooncrafter_model.unet import UNet
 from tooncrafter_model.vae import sample_posterior, split_posterior
 
 OnStep = Callable[[dict[str, Any]], None]
+# (x_t [B, 4, T, h, w], t [B], context [B, L, C]) -> the UNet's control residuals in (b t) layout (SPEC 9)
+Control = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Sequence[torch.Tensor]]
+# the conditioning towers: used once per interpolation, before sampling, so they can wait on the CPU
+TOWERS = ("cond_stage_model", "embedder", "image_proj_model")
 
 # ---------------------------------------------------------------------------------------------------
 # The model
@@ -41,9 +46,15 @@ class DiffusionWrapper(nn.Module):
         self.diffusion_model = unet
 
     def forward(
-        self, x: torch.Tensor, t: torch.Tensor, c_concat: torch.Tensor, context: torch.Tensor, fs: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        c_concat: torch.Tensor,
+        context: torch.Tensor,
+        fs: torch.Tensor | None,
+        control: Sequence[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        return self.diffusion_model(torch.cat([x, c_concat], dim=1), t, context, fs)
+        return self.diffusion_model(torch.cat([x, c_concat], dim=1), t, context, fs, control)
 
 
 class ToonCrafterModel(nn.Module):
@@ -155,6 +166,7 @@ class ToonCrafterPipeline:
         autocast_dtype: torch.dtype | None = None,
         batch_cfg: bool = True,
         decode_chunk: int | None = None,
+        offload: Sequence[str] = (),
     ) -> None:
         self.model = model
         self.config = model.config
@@ -162,7 +174,13 @@ class ToonCrafterPipeline:
         self.schedule = model.schedule()
         self.autocast_dtype = autocast_dtype  # e.g. torch.float16 on CUDA, like the reference run
         self.batch_cfg = batch_cfg  # cond and uncond in one UNet call
+        # frames per decoder call; part of the numerics (each call adds the keyframe features to its own first
+        # and last frame), so only values >= T leave the output unchanged
         self.decode_chunk = decode_chunk or self.config.unet.temporal_length
+        unknown = sorted(set(offload) - set(TOWERS))
+        if unknown:
+            raise ValueError(f"offload: only the towers {', '.join(TOWERS)} can be offloaded, got {', '.join(unknown)}")
+        self.offload = tuple(offload)  # kept on the CPU, moved to the device only while they encode
 
     @property
     def device(self) -> torch.device:
@@ -175,6 +193,18 @@ class ToonCrafterPipeline:
     def _autocast(self) -> Any:
         enabled = self.autocast_dtype is not None and self.autocast_dtype != torch.float32
         return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=enabled)
+
+    @contextmanager
+    def _towers_on_device(self) -> Iterator[None]:
+        """Move the offloaded towers to the device for the encode step, and back to the CPU afterwards."""
+        modules = [getattr(self.model, name) for name in self.offload]
+        for module in modules:
+            module.to(self.device)
+        try:
+            yield
+        finally:
+            for module in modules:
+                module.to("cpu")
 
     # -- the story ----------------------------------------------------------------------------------
 
@@ -211,18 +241,28 @@ class ToonCrafterPipeline:
 
     @torch.no_grad()
     def generate(
-        self, video: torch.Tensor, prompt: str, s: DDIMConfig, noise: SamplingNoise, on_step: OnStep | None = None
+        self,
+        video: torch.Tensor,
+        prompt: str,
+        s: DDIMConfig,
+        noise: SamplingNoise,
+        on_step: OnStep | None = None,
+        control: Control | None = None,
     ) -> torch.Tensor:
-        """Keyframe clip [1, 3, T, H, W] in [-1, 1] -> decoded video [1, 3, T, H, W] (not clamped)."""
+        """Keyframe clip [1, 3, T, H, W] in [-1, 1] -> decoded video [1, 3, T, H, W] (not clamped).
+
+        `control` (e.g. the sketch encoder) gives residuals for the UNet at every step, both CFG branches.
+        """
         self.check_clip(video, noise, s)
         video = video.to(self.device)
         with self._autocast():
             # 2. encode text and the first keyframe: context = [text(prompt); resampler(A)], uncond = [""; zeros]
-            context, uncond = self.encode_context(video[:, :, 0], prompt)
+            with self._towers_on_device():
+                context, uncond = self.encode_context(video[:, :, 0], prompt)
             # 3. keyframe latents (posterior samples with the injected noise) -> concat latents, reference features
             c_concat, ref_context = self.encode_keyframes(video, noise.vae)
             # 4. denoise from x_T
-            latents = self.denoise(noise.x_T, c_concat, context, uncond, s, noise.steps, on_step)
+            latents = self.denoise(noise.x_T, c_concat, context, uncond, s, noise.steps, on_step, control)
             # 5. decode in frame chunks, then re-decode the two middle frames in a shorter window
             return self.decode(latents, ref_context).float()
 
@@ -279,18 +319,24 @@ class ToonCrafterPipeline:
         context: torch.Tensor,
         uncond: torch.Tensor,
         s: DDIMConfig,
+        control: Control | None = None,
     ) -> torch.Tensor:
-        """Guided v at integer timestep t: CFG on v, then guidance rescale (SPEC 7, steps 1-3)."""
+        """Guided v at integer timestep t: CFG on v, then guidance rescale (SPEC 7, steps 1-3).
+
+        The control residuals are computed once, with the conditional context, and added in both branches.
+        """
         fs = torch.tensor([s.fs], device=x.device)
         tt = torch.tensor([t], device=x.device)
         unet = self.model.model
+        res = list(control(x, tt, context)) if control is not None else None
         if s.guidance_scale == 1.0:
-            return unet(x, tt, c_concat, context, fs)
+            return unet(x, tt, c_concat, context, fs, res)
         if self.batch_cfg:
             two = lambda z: torch.cat([z, z])  # noqa: E731
-            v_c, v_u = unet(two(x), two(tt), two(c_concat), torch.cat([context, uncond]), two(fs)).chunk(2)
+            res2 = [two(r) for r in res] if res is not None else None  # (b t) layout: cond frames, then uncond
+            v_c, v_u = unet(two(x), two(tt), two(c_concat), torch.cat([context, uncond]), two(fs), res2).chunk(2)
         else:
-            v_c, v_u = unet(x, tt, c_concat, context, fs), unet(x, tt, c_concat, uncond, fs)
+            v_c, v_u = unet(x, tt, c_concat, context, fs, res), unet(x, tt, c_concat, uncond, fs, res)
         return guidance(v_c.float(), v_u.float(), s.guidance_scale, s.guidance_rescale)
 
     def denoise(
@@ -302,13 +348,14 @@ class ToonCrafterPipeline:
         s: DDIMConfig,
         step_noise: Sequence[torch.Tensor],
         on_step: OnStep | None = None,
+        control: Control | None = None,
     ) -> torch.Tensor:
         """DDIM from x_T down to alpha_bar[0] (SPEC 7); calls on_step({step, total, t, x0_pred, latents})."""
         table = self.schedule.table(s.steps, s.eta, s.spacing)
         x = x_t.to(self.device, torch.float32)
         for i, index in enumerate(reversed(range(s.steps))):
             t = int(table["timesteps"][index])
-            v = self.predict_v(x, t, c_concat, context, uncond, s).float()
+            v = self.predict_v(x, t, c_concat, context, uncond, s, control).float()
             x, x0 = self.schedule.step(v, x, index, table, step_noise[i].to(x.device))
             if on_step is not None:
                 on_step({"step": i, "total": s.steps, "t": t, "x0_pred": x0, "latents": x})

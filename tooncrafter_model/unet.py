@@ -53,9 +53,12 @@ def per_frame_context(context: torch.Tensor, frames: int, text_tokens: int = 77,
 
 
 class ResBlock(nn.Module):
-    """GN-SiLU-conv, + time embedding as a per-channel bias, GN-SiLU-conv, skip; then the temporal conv."""
+    """GN-SiLU-conv, + time embedding as a per-channel bias, GN-SiLU-conv, skip; then the temporal conv.
 
-    def __init__(self, channels: int, emb_channels: int, out_channels: int) -> None:
+    `temporal=False` leaves the temporal conv out (the 2D block of the sketch encoder, SPEC 9).
+    """
+
+    def __init__(self, channels: int, emb_channels: int, out_channels: int, temporal: bool = True) -> None:
         super().__init__()
         self.in_layers = nn.Sequential(
             GroupNorm32(32, channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
@@ -65,12 +68,15 @@ class ResBlock(nn.Module):
             GroupNorm32(32, out_channels), nn.SiLU(), nn.Identity(), nn.Conv2d(out_channels, out_channels, 3, padding=1)
         )
         self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
-        self.temopral_conv = TemporalConvBlock(out_channels)  # the checkpoint's spelling
+        # the checkpoint's spelling
+        self.temopral_conv: TemporalConvBlock | None = TemporalConvBlock(out_channels) if temporal else None
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, batch: int) -> torch.Tensor:
         h = self.in_layers(x)
         h = h + self.emb_layers(emb).to(h.dtype)[:, :, None, None]
         h = self.skip_connection(x) + self.out_layers(h)
+        if self.temopral_conv is None:
+            return h
         h = rearrange(h, "(b t) c h w -> b c t h w", b=batch)
         return rearrange(self.temopral_conv(h), "b c t h w -> (b t) c h w")
 
@@ -79,15 +85,23 @@ class SpatialTransformer(nn.Module):
     """Per-frame transformer over the h*w tokens with text+image cross-attention (SPEC 4.4)."""
 
     def __init__(
-        self, channels: int, heads: int, dim_head: int, depth: int, context_dim: int, text_tokens: int, use_linear: bool
+        self,
+        channels: int,
+        heads: int,
+        dim_head: int,
+        depth: int,
+        context_dim: int,
+        text_tokens: int,
+        use_linear: bool,
+        block: type[BasicTransformerBlock] = BasicTransformerBlock,
     ) -> None:
         super().__init__()
         inner = heads * dim_head
         self.norm = nn.GroupNorm(32, channels, eps=1e-6)
         self.proj_in: nn.Module = nn.Linear(channels, inner) if use_linear else nn.Conv2d(channels, inner, 1)
+        # `block` lets the sketch encoder swap in plain (text-and-image-in-one-softmax) cross-attention
         self.transformer_blocks = nn.ModuleList(
-            BasicTransformerBlock(inner, heads, dim_head, context_dim=context_dim, text_tokens=text_tokens)
-            for _ in range(depth)
+            block(inner, heads, dim_head, context_dim=context_dim, text_tokens=text_tokens) for _ in range(depth)
         )
         self.proj_out: nn.Module = nn.Linear(inner, channels) if use_linear else nn.Conv2d(inner, channels, 1)
 
