@@ -320,7 +320,8 @@ class ActorPool:
 
     @staticmethod
     def _pop_for(slot: _Slot, batch: _Batch, live: set[str]) -> _Item | None:
-        skipped, chosen = [], None
+        skipped: list[_Item] = []
+        chosen: _Item | None = None
         while batch.queue and chosen is None and len(skipped) < 64:
             _, item = heapq.heappop(batch.queue)
             # One render per output folder at a time; a retry prefers a worker it has not failed on.
@@ -329,8 +330,8 @@ class ActorPool:
                 skipped.append(item)
             else:
                 chosen = item
-        for item in skipped:
-            batch.push(item)
+        for held in skipped:
+            batch.push(held)
         return chosen
 
     def _step(self, batch: _Batch) -> Iterator[PairResult]:

@@ -64,7 +64,7 @@ def publish(out_dir: Path, frames: Sequence[Frame]) -> tuple[list[Path], bool]:
 
 def sweep_temp(out_dir: Path) -> list[Path]:
     """Remove staging folders left beside `out_dir` by killed workers; returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     try:
         siblings = list(out_dir.parent.iterdir())
     except FileNotFoundError:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prefect import flow, unmapped
+from prefect.futures import PrefectFutureList
 from prefect.runtime import flow_run
 
 from tasks import record
@@ -28,8 +29,9 @@ def shot_database(settings: Settings) -> Iterator[ShotDB]:
         db.close()
 
 
-def _planned(shots: list[Shot], futures: list) -> tuple[list[ShotPlan], list[tuple[str, str]]]:
-    plans, unplanned = [], []
+def _planned(shots: list[Shot], futures: PrefectFutureList[ShotPlan]) -> tuple[list[ShotPlan], list[tuple[str, str]]]:
+    plans: list[ShotPlan] = []
+    unplanned: list[tuple[str, str]] = []
     for shot, future in zip(shots, futures, strict=True):
         try:
             plans.append(future.result())

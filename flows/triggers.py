@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from typing import cast
+
+from prefect.deployments.runner import RunnerDeployment
 from prefect.events import Event, emit_event
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.schedules import Cron
+from prefect.types.entrypoint import EntrypointType
 
 from flows.render_batch import render_batch
 from flows.rerender import rerender_shot
@@ -30,12 +33,12 @@ def emit_keyframe_changed(change: Change) -> Event | None:
 
 def deployments(shotlist: str, *, cron: str = "0 2 * * *", timezone: str = "UTC") -> list[RunnerDeployment]:
     """The nightly render of `shotlist`, and the re-render of any shot whose keyframes change."""
-    nightly = render_batch.to_deployment(
+    nightly = cast(RunnerDeployment, render_batch.to_deployment(
         name="nightly", schedule=Cron(cron, timezone=timezone), parameters={"shotlist": shotlist},
         description="Render every shot that changed since the last run.", tags=["toonfarm", "nightly"],
         entrypoint_type=EntrypointType.MODULE_PATH,  # runs from any folder, as the installed package
-    )
-    on_change = rerender_shot.to_deployment(
+    ))
+    on_change = cast(RunnerDeployment, rerender_shot.to_deployment(
         name="on-keyframe-change",
         description="Re-render a shot when one of its keyframes or sources changes.",
         tags=["toonfarm", "rerender"],
@@ -50,5 +53,5 @@ def deployments(shotlist: str, *, cron: str = "0 2 * * *", timezone: str = "UTC"
                 },
             )
         ],
-    )
+    ))  # to_deployment is dual sync/async; called from sync code it returns the deployment itself
     return [nightly, on_change]

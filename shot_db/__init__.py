@@ -40,6 +40,7 @@ __all__ = [
     "default_url",
     "fail_render",
     "find_finished_render",
+    "finish_batch",
     "finish_render",
     "latest_version",
     "lineage",

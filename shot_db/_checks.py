@@ -75,13 +75,13 @@ def path(value: str | os.PathLike[str], field: str) -> str:
     return os.path.abspath(raw)
 
 
-def locked(session: Session, stmt: Select[tuple[T]]) -> T | None:
+def locked(session: Session, stmt: Select[T]) -> T | None:
     """The one row `stmt` selects, locked until the transaction ends (FOR UPDATE on PostgreSQL; on
     SQLite the whole transaction already holds the write lock), with fresh values in the session."""
     return session.scalars(stmt.with_for_update().execution_options(populate_existing=True)).one_or_none()
 
 
-def insert_or_get(session: Session, row: T, stmt: Select[tuple[T]]) -> T:
+def insert_or_get(session: Session, row: T, stmt: Select[T]) -> T:
     """Insert `row`; if a concurrent transaction inserted the same key first, the locked existing row."""
     try:
         with session.begin_nested():

@@ -115,7 +115,8 @@ class Lut:
 
 def _lerp(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
     # The one formula every path uses, so all paths round identically.
-    return a * (1.0 - w) + b * w
+    out: np.ndarray = a * (1.0 - w) + b * w
+    return out
 
 
 def _quantize(x: np.ndarray) -> np.ndarray:

@@ -260,7 +260,8 @@ def _analysis_view(bgr: np.ndarray, width: int) -> np.ndarray:
         return bgr
     factor = bgr.shape[1] / width
     small = (max(1, round(bgr.shape[1] / factor)), max(1, round(bgr.shape[0] / factor)))
-    return cv2.resize(bgr, small, interpolation=cv2.INTER_LINEAR)
+    out: np.ndarray = cv2.resize(bgr, small, interpolation=cv2.INTER_LINEAR)
+    return out
 
 
 def _local_score(a: np.ndarray, b: np.ndarray, block: int = 8) -> float:

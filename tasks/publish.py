@@ -73,9 +73,8 @@ def shot_folder(done: ShotRenders, settings: Settings) -> Path:
 def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id: str | None) -> ShotOutcome:
     """Assemble, stylize and record a new version of the shot, unless nothing changed since the latest."""
     plan, shot = done.work.plan, done.work.plan.shot
-    counts = {"rendered": done.rendered, "reused": done.reused, "failed": done.failed}
     if not done.ok:
-        return ShotOutcome(shot.id, "failed", errors=tuple(done.errors), **counts)
+        return _outcome(done, "failed", errors=tuple(done.errors))
     sources = _sources(done)
     encode = EncodeSettings()
     fps = parse_fps(shot.fps)
@@ -85,8 +84,8 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
         row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
         latest = shot_db.latest_version(session=s, shot=row)
         if latest is not None and latest.assembly_key == akey:
-            return ShotOutcome(shot.id, "unchanged", latest.number, latest.mp4_path, latest.frame_count, **counts)
-        made_by = {}
+            return _outcome(done, "unchanged", version=latest.number, mp4=latest.mp4_path, frames=latest.frame_count)
+        made_by: dict[str, dict[str, Any]] = {}
         for p in done.work.pairs:
             r = shot_db.find_finished_render(session=s, render_key=p.render_key)
             if r is not None:
@@ -130,7 +129,20 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     status: Literal["new-version", "unchanged"] = "new-version" if created else "unchanged"
-    return ShotOutcome(shot.id, status, version, mp4_path, outputs.frame_count, sidecar=sidecar, **counts)
+    return _outcome(done, status, version=version, mp4=mp4_path, frames=outputs.frame_count, sidecar=sidecar)
+
+
+def _outcome(
+    done: ShotRenders,
+    status: Literal["new-version", "unchanged", "failed"],
+    *,
+    version: int | None = None,
+    mp4: str | None = None,
+    frames: int = 0,
+    errors: tuple[str, ...] = (),
+    sidecar: str | None = None,
+) -> ShotOutcome:
+    return ShotOutcome(done.work.shot_id, status, version, mp4, frames, done.rendered, done.reused, done.failed, errors, sidecar)
 
 
 def _provenance(

@@ -117,7 +117,7 @@ def _backend(value: Any) -> str:
 def _path(value: Path, info: ValidationInfo) -> Path:
     """Resolve a path against the shot list's folder and refuse one that leaves it (unless allowed)."""
     context = info.context or {}
-    root = context.get("root")
+    root: Path | None = context.get("root")
     if root is None:
         return value
     resolved = (root / value).resolve()

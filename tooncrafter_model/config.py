@@ -235,7 +235,7 @@ class ToonCrafterConfig:
 # ---------------------------------------------------------------------------------------------------
 
 # Flags of the reference classes that this implementation hard-wires; any other value is refused.
-_FIXED_FLAGS = {
+_FIXED_FLAGS: dict[str, dict[str, object]] = {
     "params": {"conditioning_key": "hybrid", "parameterization": "v", "perframe_ae": True,
                "rescale_betas_zero_snr": True, "use_dynamic_rescale": True, "uncond_type": "empty_seq",
                "fps_condition_type": "fps", "channels": 4},

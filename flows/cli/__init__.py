@@ -6,8 +6,8 @@ import os
 import sys
 from typing import Any
 
-import click
 import typer
+from typer import _click  # the click that typer ships and its groups are typed against
 from typer.core import TyperGroup
 
 from flows.cli import db, models, render, serve, shots
@@ -16,10 +16,10 @@ from flows.cli import db, models, render, serve, shots
 class _ErrorBoundary(TyperGroup):
     """Turns every error a user can cause into one line on stderr and a non-zero exit, never a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: _click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort):  # typer's own exits, RuntimeError subclasses
             raise
         except (ValueError, OSError, RuntimeError) as exc:
             if os.environ.get("TOONFARM_DEBUG"):
