@@ -24,7 +24,7 @@ held to the scene's end. Keyframes are stored losslessly and content-addressed a
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,7 @@ class ShotPlan:
     cuts: list[int]
     keyframes: list[Keyframe]
     pairs: list[Pair]
+    sketches: list[Keyframe] = field(default_factory=list)  # sketch guidance, stored like keyframes
 
     @property
     def last_frame(self) -> int:
@@ -169,6 +170,10 @@ def detect_shot(shot: Shot, store_dir: str | os.PathLike[str], config: DetectCon
         first, count, size, cuts, drawings = _scan_video(shot, shot.source.video, config, store)
     else:
         first, count, size, cuts, drawings = _scan_images(shot, store)
+    sketches = [
+        _store(_read_image(shot, f"sketches[{i}].image", s.image, size), s.frame, Path(store_dir) / "sketches")
+        for i, s in enumerate(shot.sketches)
+    ]
     pairs = []
     for a, b in zip(drawings, drawings[1:], strict=False):
         if b.frame in cuts:
@@ -184,7 +189,24 @@ def detect_shot(shot: Shot, store_dir: str | os.PathLike[str], config: DetectCon
         cuts=cuts,
         keyframes=drawings,
         pairs=pairs,
+        sketches=sketches,
     )
+
+
+def _read_image(shot: Shot, name: str, path: Path, size: tuple[int, int] | None) -> Frame:
+    """An image of the shot list, or MediaError naming the field; `size` (w, h) is enforced when given."""
+    try:
+        frame = read_frame(path)
+    except ValueError:
+        reason = "image file not found" if not path.is_file() else "not a readable image"
+        raise MediaError(f"{shot.where(name)}: {shot.shown(path)}: {reason}") from None
+    here = (frame.shape[1], frame.shape[0])
+    if size is not None and here != size:
+        raise MediaError(
+            f"{shot.where(name)}: {shot.shown(path)}: size {here[0]}x{here[1]} differs from the "
+            f"first keyframe's {size[0]}x{size[1]}"
+        )
+    return frame
 
 
 def _store(frame: Frame, number: int, store: Path) -> Keyframe:
@@ -288,19 +310,8 @@ def _scan_images(shot: Shot, store: Path) -> tuple[int, int, tuple[int, int], li
         key = images[i]
         if key.frame > last:
             break
-        field = f"source.images[{i}].image"
-        try:
-            frame = read_frame(key.image)
-        except ValueError:
-            reason = "image file not found" if not key.image.is_file() else "not a readable image"
-            raise MediaError(f"{shot.where(field)}: {shot.shown(key.image)}: {reason}") from None
-        here = (frame.shape[1], frame.shape[0])
-        if size is not None and here != size:
-            raise MediaError(
-                f"{shot.where(field)}: {shot.shown(key.image)}: size {here[0]}x{here[1]} differs from the "
-                f"first keyframe's {size[0]}x{size[1]}"
-            )
-        size = here
+        frame = _read_image(shot, f"source.images[{i}].image", key.image, size)
+        size = (frame.shape[1], frame.shape[0])
         drawings.append(_store(frame, max(key.frame, first), store))
     assert size is not None
     cuts = [c for c in shot.source.cuts if first < c <= last]

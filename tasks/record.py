@@ -67,6 +67,7 @@ def record_plans(db: ShotDB, works: list[ShotWork], flow_run_id: str | None) -> 
                     backend=ident.name, weights_sha256=ident.weights_sha256, config_hash=ident.config_hash,
                     code_version=ident.code_version, seed=shot.render.seed,
                     params={"prompt": shot.prompt, **work.params},
+                    sketch_hashes=p.sketch_hashes,
                 )
                 shot_db.claim_render(session=s, spec=spec, shot=row, frame_a=pair.a, frame_b=pair.b, flow_run_id=flow_run_id)
 

@@ -11,7 +11,7 @@ import ipaddress
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cluster import ActorPool, PairJob, PairResult, PoolConfig, WorkerConfig, connect
@@ -30,6 +30,7 @@ class PairWork:
     out_dir: Path
     job: PairJob | None
     frames: int  # in-betweens this pair needs
+    sketch_hashes: tuple[tuple[float, str], ...] = ()  # (time, pixel hash) of its sketch guidance
 
 
 @dataclass(frozen=True)
@@ -100,41 +101,40 @@ def plan_work(
     """Compute every pair's render key and job. Keys that `finished` reports done (asked once, for all
     keys) and whose frames are on disk are reused instead of rendered."""
     identities: dict[str, BackendIdentity] = {}
-    keyed = []
+    drafts: list[tuple[ShotPlan, BackendIdentity, list[PairWork]]] = []
     for plan in plans:
         shot = plan.shot
         if shot.backend not in identities:
             identities[shot.backend] = identify(shot.backend, **settings.backend_settings(shot.backend))
         identity = identities[shot.backend]
-        frames = {k.frame: k for k in plan.keyframes}
-        pairs = []
-        for i, pair in enumerate(plan.pairs):
-            if pair.inbetweens == 0:
-                continue
-            a, b = frames[pair.a], frames[pair.b]
-            key = render_key(
-                hash_a=a.pixel_hash, hash_b=b.pixel_hash, identity=identity, times=pair.times,
-                seed=shot.render.seed, prompt=shot.prompt, params=shot.render.params,
-            )
-            pairs.append((i, key, a, b))
-        keyed.append((plan, identity, pairs))
-    done = finished([key for _, _, pairs in keyed for _, key, _, _ in pairs])
+        pairs = [_pair_work(plan, i, identity, settings) for i, p in enumerate(plan.pairs) if p.inbetweens]
+        drafts.append((plan, identity, pairs))
+    done = finished([p.render_key for _, _, pairs in drafts for p in pairs])
     works = []
-    for plan, identity, pairs in keyed:
-        shot = plan.shot
-        work = []
-        for i, key, a, b in pairs:
-            n = plan.pairs[i].inbetweens
-            out_dir = render_dir(settings.store, key)
-            reuse = key in done and stored_frames(out_dir, n) is not None
-            job = None if reuse else PairJob(
-                render_key=key, shot=shot.id, frame_a=str(a.path), frame_b=str(b.path), times=plan.pairs[i].times,
-                out_dir=str(out_dir), seed=shot.render.seed, prompt=shot.prompt, priority=shot.priority,
-                params=tuple(sorted(shot.render.params.items())),
-            )
-            work.append(PairWork(i, key, out_dir, job, n))
-        works.append(ShotWork(plan, shot.backend, identity, dict(shot.render.params), tuple(work)))
+    for plan, identity, pairs in drafts:
+        reuse = [p.render_key in done and stored_frames(p.out_dir, p.frames) is not None for p in pairs]
+        chosen = tuple(replace(p, job=None) if r else p for p, r in zip(pairs, reuse, strict=True))
+        works.append(ShotWork(plan, plan.shot.backend, identity, dict(plan.shot.render.params), chosen))
     return works
+
+
+def _pair_work(plan: ShotPlan, index: int, identity: BackendIdentity, settings: Settings) -> PairWork:
+    """Pair `index` of the plan with its render key and the job that would render it."""
+    shot, pair = plan.shot, plan.pairs[index]
+    frames = {k.frame: k for k in plan.keyframes}
+    a, b = frames[pair.a], frames[pair.b]
+    sketches = [((s.frame - pair.a) / (pair.b - pair.a), s) for s in plan.sketches if pair.a < s.frame < pair.b]
+    key = render_key(
+        hash_a=a.pixel_hash, hash_b=b.pixel_hash, identity=identity, times=pair.times, seed=shot.render.seed,
+        prompt=shot.prompt, params=shot.render.params, sketch_hashes=[(t, s.pixel_hash) for t, s in sketches],
+    )
+    out_dir = render_dir(settings.store, key)
+    job = PairJob(
+        render_key=key, shot=shot.id, frame_a=str(a.path), frame_b=str(b.path), times=pair.times,
+        out_dir=str(out_dir), seed=shot.render.seed, prompt=shot.prompt, priority=shot.priority,
+        params=tuple(sorted(shot.render.params.items())), sketches=tuple((t, str(s.path)) for t, s in sketches),
+    )
+    return PairWork(index, key, out_dir, job, pair.inbetweens, tuple((t, s.pixel_hash) for t, s in sketches))
 
 
 def pool_configs(settings: Settings, backend: str) -> tuple[PoolConfig, WorkerConfig]:

@@ -27,7 +27,12 @@ class Settings(BaseSettings):
     device: str = Field("cpu", description="torch device for the backends: cpu, cuda, cuda:1")
     model_cache: Path | None = Field(None, description="downloaded weights; default ~/.cache/toonfarm/models")
     toon_checkpoint: Path | None = Field(None, description="ToonCrafter model.ckpt or .safetensors")
+    toon_sketch_checkpoint: Path | None = Field(None, description="ToonCrafter sketch_encoder.ckpt (sketch guidance)")
+    toon_dtype: str = Field("fp32", pattern="^(fp32|fp16|bf16)$", description="ToonCrafter precision on GPUs")
     allow_outside_root: bool = Field(False, description="let a shot list reach files outside its folder")
+    backend_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="extra construction settings per backend, e.g. {toon: {fit: crop}}"
+    )
 
     @field_validator("db")
     @classmethod
@@ -53,9 +58,13 @@ class Settings(BaseSettings):
             out["device"] = self.device
             if self.model_cache:
                 out["cache_dir"] = str(self.model_cache)
-        if backend == "toon" and self.toon_checkpoint:
-            out["checkpoint"] = str(self.toon_checkpoint)
-        return out
+        if backend == "toon":
+            out["dtype"] = self.toon_dtype
+            if self.toon_checkpoint:
+                out["checkpoint"] = str(self.toon_checkpoint)
+            if self.toon_sketch_checkpoint:
+                out["sketch_checkpoint"] = str(self.toon_sketch_checkpoint)
+        return {**out, **self.backend_options.get(backend, {})}
 
     @classmethod
     def settings_customise_sources(

@@ -229,6 +229,7 @@ class Shot(_Model):
     lut: ListPath | None = None
     output: ListPath | None = None
     priority: int = 0
+    sketches: tuple[KeyImage, ...] = ()  # sketch guidance (toon): drawings of in-between frames
 
     # Set by load_shotlist, so per-shot errors at detect time can name the file and the field.
     _origin: str = PrivateAttr(default="")  # "shots.yaml: shots[1]" or "shots.csv: line 3"
@@ -253,6 +254,14 @@ class Shot(_Model):
             except ValueError as exc:
                 raise _bad(str(exc)) from None
         return render
+
+    @field_validator("sketches")
+    @classmethod
+    def _sketch_backend(cls, sketches: tuple[KeyImage, ...], info: ValidationInfo) -> tuple[KeyImage, ...]:
+        backend = info.data.get("backend")
+        if sketches and backend is not None and not BACKENDS[backend].sketches:
+            raise _bad(f"the {backend} backend takes no sketch guidance (use backend: toon)")
+        return sketches
 
     @field_validator("lut")
     @classmethod

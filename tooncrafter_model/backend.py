@@ -126,6 +126,7 @@ class BackendSpec:
 
     factory: str
     params: frozenset[str] = frozenset()
+    sketches: bool = False  # takes sketch guidance
 
 
 BACKENDS: dict[str, BackendSpec] = {
@@ -134,6 +135,7 @@ BACKENDS: dict[str, BackendSpec] = {
     "toon": BackendSpec(
         "tooncrafter_model.toon:ToonBackend",
         frozenset({"steps", "eta", "cfg", "rescale", "fs", "sketch_scale"}),
+        sketches=True,
     ),
     "simulated-gpu": BackendSpec("tooncrafter_model.simulated:SimulatedGPUBackend"),
 }
