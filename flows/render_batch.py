@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from prefect import flow, unmapped
 from prefect.futures import PrefectFutureList
@@ -17,16 +15,6 @@ from tasks.report import BatchReport
 from tasks.settings import Settings
 from tasks.shotlist import Shot
 from tasks.steps import collect, detect, load_shots, plan_renders, publish, render, report
-
-
-@contextmanager
-def shot_database(settings: Settings) -> Iterator[ShotDB]:
-    """The shot DB for one run, migrated to the current schema."""
-    db = ShotDB(settings.db_url)
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def _planned(shots: list[Shot], futures: PrefectFutureList[ShotPlan]) -> tuple[list[ShotPlan], list[tuple[str, str]]]:
@@ -49,7 +37,7 @@ def render_batch(shotlist: str, settings: Settings | None = None, shots: list[st
     started = time.monotonic()
     selected = load_shots(shotlist, settings.allow_outside_root, shots)
     plans, unplanned = _planned(selected, detect.map(selected, unmapped(settings.store)))
-    with shot_database(settings) as db:
+    with ShotDB(settings.db_url) as db:  # migrated to the current schema on opening
         record.begin_batch(db, run_id or "local", "render-batch", shotlist)
         works = plan_renders(plans, settings, db, run_id)
         published = [(done, publish.submit(db, done, settings, run_id)) for done in render(works, settings, db, run_id)]

@@ -37,6 +37,12 @@ class ShotDB:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> ShotDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)

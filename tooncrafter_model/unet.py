@@ -17,6 +17,7 @@ from torch import nn
 from tooncrafter_model.attention import BasicTransformerBlock, GroupNorm32, pointwise
 from tooncrafter_model.config import UNetConfig
 from tooncrafter_model.temporal import TemporalConvBlock, TemporalTransformer
+from tooncrafter_model.vae import Upsample  # the same nearest-x2 + conv as the VAE's
 
 # ---------------------------------------------------------------------------------------------------
 # Embeddings and conditioning layout
@@ -122,17 +123,6 @@ class Downsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
-
-
-class Upsample(nn.Module):
-    """Nearest x2, then a 3x3 conv."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 class UNetBlock(nn.Sequential):

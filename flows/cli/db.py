@@ -50,11 +50,8 @@ def history(
     json_out: JsonOpt = False,
 ) -> None:
     """Every version of a shot, oldest first, with what it was made from."""
-    database = _open(output_root, db)
-    try:
+    with _open(output_root, db) as database:
         versions = shot_versions(database, shot)
-    finally:
-        database.close()
     if json_out:
         typer.echo(json.dumps(_jsonable(list(versions)), indent=2))
         return
@@ -103,11 +100,8 @@ def lineage(
     json_out: JsonOpt = False,
 ) -> None:
     """What produced a frame or a video: keyframes, backend, weights, parameters, seed, flow run, worker, time."""
-    database = _open(output_root, db)
-    try:
+    with _open(output_root, db) as database:
         found = lineage_of(database, target)
-    finally:
-        database.close()
     if json_out:
         typer.echo(json.dumps(_jsonable([{"version": x.version, "frame": x.frame} for x in found]), indent=2))
         return
@@ -118,6 +112,5 @@ def lineage(
 @db_app.command()
 def upgrade(output_root: OutputRootOpt = None, db: DbOpt = None) -> None:
     """Migrate the shot DB to the current schema (every run does this too)."""
-    database = _open(output_root, db)
-    database.close()
-    typer.echo(f"shot DB at {database.url} is at the current schema")
+    with _open(output_root, db) as database:
+        typer.echo(f"shot DB at {database.url} is at the current schema")

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+import shot_db
 from cluster import connect
+from tasks.record import ShotDB
 from tasks.settings import Settings
 from tasks.synthetic import Animation, animate, make_character, write_video
 
@@ -59,6 +61,23 @@ def make_shots(folder: Path, timings: dict[str, dict[str, Any]], **defaults: Any
     result = Shots(folder / "shots.yaml", animations, doc)
     result.write()
     return result
+
+
+def redraw(shots: Shots, code: str, drawing: int) -> None:
+    """Change one drawing of a shot (a dot on it) and rewrite its video; every other frame keeps its pixels."""
+    anim = shots.animations[code]
+    start = anim.keyframes[drawing]
+    end = anim.keyframes[drawing + 1] if drawing + 1 < len(anim.keyframes) else len(anim.frames)
+    frames = [f.copy() for f in anim.frames]
+    for f in frames[start:end]:
+        f[20:26, 60:66] = (255, 0, 255)
+    write_video(frames, shots.path.parent / "rough" / f"{code}.mkv", fps=24, lossless=True)
+
+
+def versions(settings: Settings, code: str, show: str = "test", sequence: str = "sq010") -> list[int]:
+    """The version numbers the shot DB holds for a shot."""
+    with ShotDB(settings.db_url) as db, db.transaction() as s:
+        return [v.number for v in shot_db.shot_history(session=s, show=show, sequence=sequence, code=code)]
 
 
 def settings_for(folder: Path, **overrides: Any) -> Settings:

@@ -11,36 +11,18 @@ import pytest
 import shot_db
 from tasks.record import ShotDB
 from tasks.report import BatchReport
-from tasks.settings import Settings
-from tasks.synthetic import write_video
 
-from .conftest import Shots, make_shots, settings_for
+from .conftest import make_shots, redraw, settings_for, versions
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "ray_module")
 
 
-def _versions(settings: Settings, code: str) -> list[int]:
-    db = ShotDB(settings.db_url)
-    try:
-        with db.transaction() as s:
-            return [v.number for v in shot_db.shot_history(session=s, show="test", sequence="sq010", code=code)]
-    finally:
-        db.close()
 
 
 def _status(batch: BatchReport) -> dict[str, str]:
     return {o.shot_id.split("/")[-1]: f"{o.status} v{o.version}" for o in batch.outcomes}
 
 
-def _redraw(shots: Shots, code: str, drawing: int) -> None:
-    """Change one drawing of a shot (a dot on the character), keep every other frame's pixels."""
-    anim = shots.animations[code]
-    start = anim.keyframes[drawing]
-    end = anim.keyframes[drawing + 1] if drawing + 1 < len(anim.keyframes) else len(anim.frames)
-    frames = [f.copy() for f in anim.frames]
-    for f in frames[start:end]:
-        f[20:26, 60:66] = (255, 0, 255)
-    write_video(frames, shots.path.parent / "rough" / f"{code}.mkv", fps=24, lossless=True)
 
 
 def test_only_what_changed_is_rendered(tmp_path: Path) -> None:
@@ -60,11 +42,11 @@ def test_only_what_changed_is_rendered(tmp_path: Path) -> None:
         os.utime(path, (path.stat().st_atime + 60, path.stat().st_mtime + 60))
     assert render_batch(str(shots.path), settings).summary == "rendered 0 pairs, reused 7, failed 0"
 
-    _redraw(shots, "sh0010", 2)  # the third drawing: pairs (2->4) and (4->6) touch it
+    redraw(shots, "sh0010", 2)  # the third drawing: pairs (2->4) and (4->6) touch it
     changed = render_batch(str(shots.path), settings)
     assert changed.summary == "rendered 2 pairs, reused 5, failed 0"
     assert _status(changed) == {"sh0010": "new-version v2", "sh0020": "unchanged v1"}
-    assert _versions(settings, "sh0010") == [1, 2] and _versions(settings, "sh0020") == [1]
+    assert versions(settings, "sh0010") == [1, 2] and versions(settings, "sh0020") == [1]
     assert Path(first.outcomes[0].mp4).read_bytes() == v1  # the earlier version is still there, untouched
 
     shots.doc["shots"][1]["render"] = {"seed": 7}  # a parameter changes every render key of its shot
@@ -80,7 +62,7 @@ def test_racing_batches_make_one_version(tmp_path: Path) -> None:
     shots = make_shots(tmp_path / "in", {"sh0010": {"timing": [2] * 4}})
     settings = settings_for(tmp_path, actors=1, actor_cpus=0.5)
     render_batch(str(shots.path), settings)
-    _redraw(shots, "sh0010", 1)
+    redraw(shots, "sh0010", 1)
     results: list[BatchReport] = []
     barrier = threading.Barrier(2)
 
@@ -95,7 +77,7 @@ def test_racing_batches_make_one_version(tmp_path: Path) -> None:
         t.join()
     assert all(r.ok for r in results), [r.errors for r in results]
     assert sorted(_status(r)["sh0010"] for r in results) == ["new-version v2", "unchanged v2"]
-    assert _versions(settings, "sh0010") == [1, 2]
+    assert versions(settings, "sh0010") == [1, 2]
     folder = settings.output_root / "test" / "sq010" / "sh0010"
     assert sorted(p.name for p in folder.iterdir()) == ["v001", "v002"]  # no staging left behind
     db = ShotDB(settings.db_url)

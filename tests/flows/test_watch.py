@@ -14,20 +14,11 @@ import pytest
 
 import shot_db
 from tasks.record import ShotDB
-from tasks.settings import Settings
-from tasks.synthetic import write_video
 from tasks.watch import SourceIndex
 
-from .conftest import Shots, make_shots, settings_for
+from .conftest import make_shots, redraw, settings_for, versions
 
 
-def _redraw(shots: Shots, code: str, drawing: int) -> None:
-    anim = shots.animations[code]
-    start, end = anim.keyframes[drawing], anim.keyframes[drawing + 1]
-    frames = [f.copy() for f in anim.frames]
-    for f in frames[start:end]:
-        f[20:26, 60:66] = (0, 200, 255)
-    write_video(frames, shots.path.parent / "rough" / f"{code}.mkv", fps=24, lossless=True)
 
 
 def test_changes_are_decided_by_content(tmp_path: Path) -> None:
@@ -36,7 +27,7 @@ def test_changes_are_decided_by_content(tmp_path: Path) -> None:
     video = tmp_path / "rough" / "sh0010.mkv"
     os.utime(video, (1, 1))
     assert index.changes([video]) == []  # touched: same bytes
-    _redraw(shots, "sh0010", 1)
+    redraw(shots, "sh0010", 1)
     assert [c.shot.id for c in index.changes([video])] == ["test/sq010/sh0010"]
     assert index.changes([video]) == []  # already seen
     shots.doc["shots"][1]["render"] = {"seed": 3}
@@ -45,13 +36,6 @@ def test_changes_are_decided_by_content(tmp_path: Path) -> None:
     assert index.changes([tmp_path / "unrelated.txt"]) == []
 
 
-def _versions(settings: Settings, code: str) -> list[int]:
-    db = ShotDB(settings.db_url)
-    try:
-        with db.transaction() as s:
-            return [v.number for v in shot_db.shot_history(session=s, show="test", sequence="sq010", code=code)]
-    finally:
-        db.close()
 
 
 @pytest.fixture
@@ -115,9 +99,9 @@ def test_keyframe_change_triggers_a_rerender_of_that_shot(tmp_path: Path, prefec
     _wait("the watcher", lambda: "watching" in logs[1].read_text(), 60, logs)
 
     os.utime(tmp_path / "in" / "rough" / "sh0020.mkv")  # touched, not changed: no event, no run
-    _redraw(shots, "sh0010", 1)
-    _wait("version 2 of sh0010", lambda: _versions(settings, "sh0010") == [1, 2], 240, logs)
-    assert _versions(settings, "sh0020") == [1]
+    redraw(shots, "sh0010", 1)
+    _wait("version 2 of sh0010", lambda: versions(settings, "sh0010") == [1, 2], 240, logs)
+    assert versions(settings, "sh0020") == [1]
     assert logs[1].read_text().count("changed: ") == 1
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs()
