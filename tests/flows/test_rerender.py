@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from pathlib import Path
@@ -70,7 +71,8 @@ def test_racing_batches_make_one_version(tmp_path: Path) -> None:
         barrier.wait()
         results.append(render_batch(str(shots.path), settings))
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    # each thread carries the test's context, so both batches talk to the session's Prefect server
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(run,)) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
