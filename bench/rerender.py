@@ -29,7 +29,8 @@ def main() -> None:
     from tasks.demo import write_demo
     from tasks.settings import Settings
 
-    flow(name="warm-up")(lambda: None)()
+    with serverless():
+        flow(name="warm-up")(lambda: None)()
     with tempfile.TemporaryDirectory(prefix="tfrerender-") as tmp:
         shotlist = write_demo(Path(tmp) / "shots")
         settings = Settings(output_root=Path(tmp) / "out")

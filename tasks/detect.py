@@ -9,7 +9,8 @@ A video is decoded once. Every frame is compared with the frame before it, twice
   frame starts a new drawing too. A blink or a mouth change moves a few pixels a lot, which the frame-wide
   mean dilutes below any usable threshold (a blink scored 0.13-0.21 there, and 33 here).
 
-Anything else is a held drawing. Measured on `tasks.synthetic` cartoons written as H.264 (crf 18-28, at
+Anything else is a held drawing. A scan is remembered under `<store>/scans/`, keyed by the video's
+content, the frame range and the thresholds, so re-running an unchanged shot list decodes nothing. Measured on `tasks.synthetic` cartoons written as H.264 (crf 18-28, at
 128x80 and 1024x576): held frames score at most 0.22 (content) and 5.4 (local); pose changes at least 1.8
 and 55; a hard cut about 42-84. At crf 35 on tiny frames, holds reach 1.06 and 31: raise the thresholds
 for such sources.
@@ -23,8 +24,10 @@ held to the scene's end. Keyframes are stored losslessly and content-addressed a
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ import numpy as np
 
 from tasks.shotlist import Shot
 from tooncrafter_model.frames import Frame, pixel_hash, read_frame, write_frame
+from tooncrafter_model.weights import sha256_file
 
 
 class MediaError(ValueError):
@@ -167,7 +171,7 @@ def detect_shot(shot: Shot, store_dir: str | os.PathLike[str], config: DetectCon
     """
     store = Path(store_dir) / "keyframes"
     if shot.source.video is not None:
-        first, count, size, cuts, drawings = _scan_video(shot, shot.source.video, config, store)
+        first, count, size, cuts, drawings = _scan_video_cached(shot, shot.source.video, config, Path(store_dir))
     else:
         first, count, size, cuts, drawings = _scan_images(shot, store)
     sketches = [
@@ -215,6 +219,35 @@ def _store(frame: Frame, number: int, store: Path) -> Keyframe:
     if not path.exists():
         write_frame(path, frame)
     return Keyframe(number, digest, path)
+
+
+Scan = tuple[int, int, tuple[int, int], list[int], list[Keyframe]]
+_SCAN_VERSION = 1  # bump when scanning changes what it finds
+
+
+def _scan_video_cached(shot: Shot, video: Path, config: DetectConfig, store_dir: Path) -> Scan:
+    """`_scan_video`, remembered by the video's content (not its name or mtime), range and thresholds:
+    a re-run over unchanged sources decodes nothing."""
+    if not video.is_file():
+        return _scan_video(shot, video, config, store_dir / "keyframes")  # raises the MediaError
+    blob = json.dumps(
+        {"video": sha256_file(video), "start": shot.start, "end": shot.end, "config": asdict(config), "v": _SCAN_VERSION},
+        sort_keys=True,
+    )
+    memo = store_dir / "scans" / f"{hashlib.sha256(blob.encode()).hexdigest()}.json"
+    if memo.is_file():
+        data = json.loads(memo.read_text())
+        drawings = [Keyframe(k["frame"], k["pixel_hash"], Path(k["path"])) for k in data["keyframes"]]
+        if all(k.path.is_file() for k in drawings):
+            return data["first"], data["count"], (data["width"], data["height"]), data["cuts"], drawings
+    first, count, size, cuts, drawings = _scan_video(shot, video, config, store_dir / "keyframes")
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    record = {"first": first, "count": count, "width": size[0], "height": size[1], "cuts": cuts,
+              "keyframes": [{"frame": k.frame, "pixel_hash": k.pixel_hash, "path": str(k.path)} for k in drawings]}
+    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, memo)
+    return first, count, size, cuts, drawings
 
 
 def _open_video(shot: Shot, video: Path) -> Any:

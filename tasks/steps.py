@@ -34,7 +34,7 @@ def load_shots(shotlist: str, allow_outside_root: bool, only: list[str] | None =
     return load_shotlist(shotlist, allow_outside_root=allow_outside_root).select(only)
 
 
-@task(name="detect", task_run_name="detect {shot.id}", cache_policy=NO_CACHE, tags=["detect"])
+@task(name="detect", task_run_name="detect {shot.id}", cache_policy=NO_CACHE)
 def detect(shot: Shot, store: Path) -> ShotPlan:
     """Cuts, held drawings and keyframe pairs of one shot; keyframes stored content-addressed."""
     plan = detect_shot(shot, store)

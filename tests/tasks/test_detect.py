@@ -338,3 +338,26 @@ def test_real_footage_hard_cuts_match_pyscenedetect(tmp_path: Path) -> None:
     shot = Shot(code="testvideo", source=Source(video=SHARED / "testvideo.mp4"), fps=30)
     plan = detect_shot(shot, tmp_path / "store")
     assert plan.cuts == [30, 180, 394] and plan.frame_count == 720
+
+
+def test_a_scan_is_remembered_by_the_videos_content(
+    write_shotlist: WriteList, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.detect as detect
+
+    anim = animate([2, 3, 2], seed=4)
+    shot = _video_shot(write_shotlist, tmp_path, anim.frames, lossless=True)
+    first = detect_shot(shot, tmp_path / "store")
+    scans: list[Path] = []
+    real_scan = detect._scan_video
+    monkeypatch.setattr(detect, "_scan_video", lambda shot, video, *a: scans.append(video) or real_scan(shot, video, *a))
+    assert detect_shot(shot, tmp_path / "store") == first and scans == []  # remembered: nothing decoded
+
+    first.keyframes[1].path.unlink()  # a lost keyframe file: scanned again, and stored again
+    assert detect_shot(shot, tmp_path / "store") == first and len(scans) == 1 and first.keyframes[1].path.is_file()
+
+    frames = [f.copy() for f in anim.frames]
+    frames[2][:10] = 255  # same file name, new content
+    write_video(frames, shot.source.video, 24, lossless=True)
+    changed = detect_shot(shot, tmp_path / "store")
+    assert len(scans) == 2 and changed.keyframes[1].pixel_hash != first.keyframes[1].pixel_hash
