@@ -14,6 +14,7 @@ Repository functions: keyword-only, `session` first, never commit. The caller ow
     upsert_shot, upsert_keyframe                       idempotent
     resolve_shot                                       "show/sequence/code" or a unique bare code
     find_finished_render, claim_render, record_attempt, finish_render, fail_render
+    upsert_keyframes, claim_renders, record_outcomes   the same for a whole batch, in a few statements
     latest_version, create_version                     numbered per shot, safe under concurrency
     shot_history, lineage                              detached snapshots (shot_db.records)
     begin_batch, count_batch, finish_batch
@@ -22,6 +23,7 @@ Models live in `shot_db.models`, input and output records in `shot_db.records`; 
 """
 
 from shot_db._batches import begin_batch, count_batch, finish_batch
+from shot_db._bulk import claim_renders, record_outcomes, upsert_keyframes
 from shot_db._catalog import resolve_shot, upsert_keyframe, upsert_shot
 from shot_db._engine import default_url, make_engine, make_sessionmaker
 from shot_db._errors import ShotDBError
@@ -34,6 +36,7 @@ __all__ = [
     "ShotDBError",
     "begin_batch",
     "claim_render",
+    "claim_renders",
     "count_batch",
     "create_version",
     "current_revision",
@@ -47,9 +50,11 @@ __all__ = [
     "make_engine",
     "make_sessionmaker",
     "record_attempt",
+    "record_outcomes",
     "resolve_shot",
     "shot_history",
     "upgrade",
     "upsert_keyframe",
+    "upsert_keyframes",
     "upsert_shot",
 ]

@@ -43,25 +43,35 @@ def upsert_keyframe(
     *, session: Session, pixel_hash: str, width: int, height: int, path: str | os.PathLike[str]
 ) -> Keyframe:
     """The keyframe with these pixels, created if new; its stored path follows the latest call."""
-    check.sha256(pixel_hash, "keyframe pixel_hash")
-    for field, value in (("width", width), ("height", height)):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ShotDBError(f"keyframe {pixel_hash[:12]} {field}: {value!r} must be a positive integer")
-    stored = check.path(path, f"keyframe {pixel_hash[:12]} path")
+    stored = keyframe_path(pixel_hash, width, height, path)
     stmt = select(Keyframe).where(Keyframe.pixel_hash == pixel_hash)
     keyframe = check.locked(session, stmt)
     if keyframe is None:
         row = Keyframe(pixel_hash=pixel_hash, width=width, height=height, path=stored)
         keyframe = check.insert_or_get(session, row, stmt)
+    update_keyframe(keyframe, width, height, stored)
+    session.flush()
+    return keyframe
+
+
+def keyframe_path(pixel_hash: str, width: int, height: int, path: str | os.PathLike[str]) -> str:
+    """Check a keyframe's fields; returns its stored path as recorded (absolute)."""
+    check.sha256(pixel_hash, "keyframe pixel_hash")
+    for field, value in (("width", width), ("height", height)):
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ShotDBError(f"keyframe {pixel_hash[:12]} {field}: {value!r} must be a positive integer")
+    return check.path(path, f"keyframe {pixel_hash[:12]} path")
+
+
+def update_keyframe(keyframe: Keyframe, width: int, height: int, stored: str) -> None:
+    """The same pixels must have the same size; the stored path follows the latest record."""
     if (keyframe.width, keyframe.height) != (width, height):
         # The pixel hash covers the shape, so a different size under one hash is a caller's bug.
         raise ShotDBError(
-            f"keyframe {pixel_hash[:12]} size: {width}x{height} given, {keyframe.width}x{keyframe.height} recorded"
+            f"keyframe {keyframe.pixel_hash[:12]} size: {width}x{height} given, "
+            f"{keyframe.width}x{keyframe.height} recorded"
         )
-    if keyframe.path != stored:
-        keyframe.path = stored
-        session.flush()
-    return keyframe
+    keyframe.path = stored
 
 
 def resolve_shot(*, session: Session, ref: str) -> Shot:

@@ -43,7 +43,7 @@ def claim_render(
     A finished render is returned unchanged (reuse its frames). A running or failed one moves to
     running again for this flow run. A key recorded with different inputs raises ShotDBError.
     """
-    values = _spec_values(spec)
+    values = spec_values(spec)
     if not (isinstance(frame_a, int) and isinstance(frame_b, int) and 0 <= frame_a < frame_b):
         raise ShotDBError(
             f"render {spec.render_key[:12]} frames: need 0 <= frame_a < frame_b, got {frame_a}, {frame_b}"
@@ -66,10 +66,17 @@ def claim_render(
         render = check.insert_or_get(session, row, stmt)
         if render is row:
             return render
+    reclaim(render, values, flow_run_id)
+    session.flush()
+    return render
+
+
+def reclaim(render: Render, values: Mapping[str, Any], flow_run_id: str | None) -> None:
+    """An existing row claimed again: its inputs must be the same; unless finished it runs again."""
     for field, value in values.items():
         if getattr(render, field) != value:
             raise ShotDBError(
-                f"render {spec.render_key[:12]} {field}: {value!r} given, {getattr(render, field)!r} recorded "
+                f"render {render.render_key[:12]} {field}: {value!r} given, {getattr(render, field)!r} recorded "
                 "under the same render key"
             )
     if render.status is not RenderStatus.finished:
@@ -77,8 +84,6 @@ def claim_render(
         render.error = None
         render.finished_at = None
         render.flow_run_id = flow_run_id
-        session.flush()
-    return render
 
 
 def record_attempt(
@@ -169,7 +174,7 @@ def fail_render(*, session: Session, render_key: str, error: str) -> Render:
     return render
 
 
-def _spec_values(spec: RenderSpec) -> dict[str, Any]:
+def spec_values(spec: RenderSpec) -> dict[str, Any]:
     key = check.sha256(spec.render_key, "render_key")
     label = f"render {key[:12]}"
     times = [float(t) for t in spec.times]

@@ -6,6 +6,7 @@ Inputs (`RenderSpec`, `VersionPair`, `OutputFrame`, `VersionOutputs`) are what t
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,6 +63,50 @@ class VersionOutputs:
     sidecar_path: str
     mp4_sha256: str
     frames: tuple[OutputFrame, ...]
+
+
+@dataclass(frozen=True)
+class KeyframeRecord:
+    """A keyframe to record: its pixels' hash, size and stored file."""
+
+    pixel_hash: str
+    width: int
+    height: int
+    path: str
+
+
+@dataclass(frozen=True)
+class RenderClaim:
+    """A pair about to be rendered: its spec, its shot, and its frames in that shot."""
+
+    spec: RenderSpec
+    shot_id: uuid.UUID
+    frame_a: int
+    frame_b: int
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One try of a render, as a worker reported it (ok when `error` is None)."""
+
+    worker: str
+    node: str
+    started_at: datetime
+    finished_at: datetime
+    error: str | None = None
+    model_loads: int = 0
+
+
+@dataclass(frozen=True)
+class RenderOutcome:
+    """How a render's tries ended: finished (frames) when `error` is None, else failed."""
+
+    render_key: str
+    attempts: tuple[AttemptRecord, ...]
+    output_dir: str | None = None
+    frame_hashes: tuple[str, ...] = ()
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
 
 
 # --------------------------------------------------------------------------------------------- outputs

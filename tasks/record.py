@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 import shot_db
 from cluster import PairResult
 from shot_db.models import BatchStatus
-from shot_db.records import RenderSpec
+from shot_db.records import AttemptRecord, KeyframeRecord, RenderClaim, RenderOutcome, RenderSpec
 from tasks.render import ShotWork
 
 
@@ -57,11 +57,13 @@ def finished_keys(db: ShotDB, keys: list[str]) -> set[str]:
 def record_plans(db: ShotDB, works: list[ShotWork], flow_run_id: str | None) -> None:
     """Record the shots, their keyframes, and claim a render row for every pair about to be rendered."""
     with db.transaction() as s:
+        shot_db.upsert_keyframes(session=s, keyframes=[
+            KeyframeRecord(k.pixel_hash, w.plan.width, w.plan.height, str(k.path)) for w in works for k in w.plan.keyframes
+        ])
+        claims = []
         for work in works:
             plan, shot = work.plan, work.plan.shot
             row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
-            for k in plan.keyframes:
-                shot_db.upsert_keyframe(session=s, pixel_hash=k.pixel_hash, width=plan.width, height=plan.height, path=k.path)
             hashes = {k.frame: k.pixel_hash for k in plan.keyframes}
             ident = work.identity
             for p in work.pairs:
@@ -72,14 +74,24 @@ def record_plans(db: ShotDB, works: list[ShotWork], flow_run_id: str | None) -> 
                     render_key=p.render_key, keyframe_a=hashes[pair.a], keyframe_b=hashes[pair.b], times=pair.times,
                     backend=ident.name, weights_sha256=ident.weights_sha256, config_hash=ident.config_hash,
                     code_version=ident.code_version, seed=shot.render.seed,
-                    params={"prompt": shot.prompt, **work.params},
-                    sketch_hashes=p.sketch_hashes,
+                    params={"prompt": shot.prompt, **work.params}, sketch_hashes=p.sketch_hashes,
                 )
-                shot_db.claim_render(session=s, spec=spec, shot=row, frame_a=pair.a, frame_b=pair.b, flow_run_id=flow_run_id)
+                claims.append(RenderClaim(spec, row.id, pair.a, pair.b))
+        shot_db.claim_renders(session=s, claims=claims, flow_run_id=flow_run_id)
+
+
+def _outcome(result: PairResult) -> RenderOutcome:
+    attempts = tuple(
+        AttemptRecord(a.worker, a.node, _utc(a.started_at), _utc(max(a.finished_at, a.started_at)), a.error, a.model_loads)
+        for a in result.attempts
+    )
+    if result.ok:
+        return RenderOutcome(result.job.render_key, attempts, result.job.out_dir, result.frame_hashes, result.meta)
+    return RenderOutcome(result.job.render_key, attempts, error=result.error or "failed")
 
 
 class ResultRecorder:
-    """Buffers pair results and writes them, attempts first, in one transaction per flush."""
+    """Buffers pair results and records them, attempts first, in one transaction per flush."""
 
     def __init__(self, db: ShotDB, flow_run_id: str | None, every: int = 32) -> None:
         self.db, self.flow_run_id, self.every = db, flow_run_id, every
@@ -91,23 +103,11 @@ class ResultRecorder:
             self.flush()
 
     def flush(self) -> None:
+        """Write what is buffered; a key another batch finished first is left as that batch recorded it."""
         if not self._buffer:
             return
         with self.db.transaction() as s:
-            for r in self._buffer:
-                key = r.job.render_key
-                if shot_db.find_finished_render(session=s, render_key=key) is not None:
-                    continue  # another batch finished the same key first: same key, same frames
-                for a in r.attempts:
-                    shot_db.record_attempt(
-                        session=s, render_key=key, worker=a.worker, node=a.node, started_at=_utc(a.started_at),
-                        finished_at=_utc(max(a.finished_at, a.started_at)), error=a.error, model_loads=a.model_loads,
-                        flow_run_id=self.flow_run_id,
-                    )
-                if r.ok:
-                    shot_db.finish_render(session=s, render_key=key, output_dir=r.job.out_dir, frame_hashes=r.frame_hashes, meta=r.meta)
-                else:
-                    shot_db.fail_render(session=s, render_key=key, error=r.error or "failed")
+            shot_db.record_outcomes(session=s, outcomes=[_outcome(r) for r in self._buffer], flow_run_id=self.flow_run_id)
         self._buffer.clear()
 
 
