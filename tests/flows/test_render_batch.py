@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 import shot_db
+from shot_db.models import Render, RenderAttempt
 from tasks.assemble import probe_video
 from tasks.colour import apply_lut, read_cube, warm_look_table, write_cube
 from tasks.record import ShotDB
@@ -103,3 +105,35 @@ def test_bad_media_fails_its_shot_only(tmp_path: Path) -> None:
     assert batch.unplanned[0][1].startswith(f"{shots.path}: shots[1].source: rough/gone.mkv")
     assert any("missing.cube" in e for e in batch.errors)
     assert batch.summary == "rendered 4 pairs, reused 0, failed 0"  # the graded shot's pairs rendered; kept for the fix
+
+
+def test_a_pair_that_keeps_failing_fails_its_shot_only(tmp_path: Path) -> None:
+    from flows.render_batch import render_batch
+
+    shots = make_shots(tmp_path / "in", {"sh0010": {"timing": [2] * 4}, "sh0020": {"timing": [2] * 4}})
+    settings = settings_for(tmp_path, max_attempts=2)
+    first = render_batch(str(shots.path), settings)
+    assert first.ok
+    v1 = {o.shot_id: Path(o.mp4).read_bytes() for o in first.outcomes}
+    db = ShotDB(settings.db_url)
+    with db.transaction() as s:
+        (version,) = shot_db.shot_history(session=s, show="test", sequence="sq010", code="sh0010")
+    db.close()
+    broken = Path(version.renders[1].keyframe_b.path)  # the stored keyframe shared by pairs 2->4 and 4->6
+    broken.write_bytes(b"\x89PNG not really")  # storage corrupted under the farm
+    shots.doc["shots"][0]["render"] = {"seed": 1}  # new render keys for sh0010: its pairs render again
+    shots.write()
+
+    batch = render_batch(str(shots.path), settings)
+    assert not batch.ok
+    assert batch.summary == "rendered 1 pairs, reused 3, failed 2"
+    status = {o.shot_id: o.status for o in batch.outcomes}
+    assert status == {"test/sq010/sh0010": "failed", "test/sq010/sh0020": "unchanged"}
+    (error,) = {e.split(": ", 1)[1] for e in batch.errors if "2->4" in e}
+    assert str(broken) in error and "not a readable image" in error
+    assert {o.shot_id: Path(o.mp4).read_bytes() for o in first.outcomes} == v1  # nothing rendered is lost
+    with ShotDB(settings.db_url) as db, db.transaction() as s:
+        versions = shot_db.shot_history(session=s, show="test", sequence="sq010", code="sh0010")
+        tries = s.scalars(select(RenderAttempt).join(Render).where(Render.status == "failed")).all()
+    assert len(versions) == 1  # no new version of the failed shot
+    assert len(tries) == 4 and all(t.error and "not a readable image" in t.error for t in tries)  # 2 pairs x 2 tries
