@@ -20,9 +20,9 @@ from pathlib import Path
 
 
 def main() -> None:
-    from flows.cli.options import prefect_defaults, serverless
+    from flows.cli.options import runtime_defaults, serverless
 
-    prefect_defaults()  # as `toonfarm demo` runs it
+    runtime_defaults()  # as `toonfarm demo` runs it
     from prefect import flow
 
     from flows.render_batch import render_batch

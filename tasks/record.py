@@ -9,14 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 import shot_db
-from cluster import PairResult
 from shot_db.models import BatchStatus
 from shot_db.records import AttemptRecord, KeyframeRecord, RenderClaim, RenderOutcome, RenderSpec
-from tasks.render import ShotWork
+
+if TYPE_CHECKING:  # the CLI's history commands use this module without starting the farm's imports (Ray)
+    from cluster import PairResult
+    from tasks.render import ShotWork
 
 
 class ShotDB:

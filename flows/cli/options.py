@@ -43,13 +43,14 @@ def resolve_settings(**cli: Any) -> Settings:
         raise ValueError(f"setting {field}: {err['msg']} (got {err.get('input')!r})") from None
 
 
-def prefect_defaults(*, verbose: bool = False) -> None:
-    """Prefect's settings for CLI runs, chosen before Prefect is imported: no telemetry leaves the machine,
-    and its own logs stay quiet unless asked for (the CLI shows progress bars instead)."""
+def runtime_defaults(*, verbose: bool = False) -> None:
+    """Prefect's and Ray's settings for CLI runs, chosen before either is imported: no telemetry leaves the
+    machine, and their own logs stay quiet unless asked for (the CLI shows progress bars instead)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("RAY_LOG_TO_DRIVER", "0")
+        os.environ.setdefault("RAY_LOGGER_LEVEL", "error")
 
 
 @contextmanager

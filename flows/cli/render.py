@@ -17,8 +17,8 @@ from flows.cli.options import (
     OutputRootOpt,
     RayAddressOpt,
     ShotListArg,
-    prefect_defaults,
     resolve_settings,
+    runtime_defaults,
     serverless,
 )
 from flows.cli.progress import progress_bars
@@ -32,7 +32,7 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect'
 def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> int:
     """Render a shot list; print errors and the summary line; return the exit status (0 ok, 1 failures)."""
     shots = load_shotlist(shotlist, allow_outside_root=settings.allow_outside_root)  # a bad list stops here
-    prefect_defaults(verbose=verbose)
+    runtime_defaults(verbose=verbose)
     from flows.render_batch import render_batch  # imports Prefect, after its settings are chosen
 
     console = Console(stderr=True)

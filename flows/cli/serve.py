@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.options import AllowOutsideOpt, prefect_defaults, resolve_settings
+from flows.cli.options import AllowOutsideOpt, resolve_settings, runtime_defaults
 
 app = typer.Typer()
 ShotListsArg = Annotated[list[Path], typer.Argument(help="Shot lists, or folders holding them (*.yaml, *.csv).")]
@@ -45,7 +45,7 @@ def watch(shotlists: ShotListsArg, allow_outside_root: AllowOutsideOpt = None) -
 
     settings = resolve_settings(allow_outside_root=allow_outside_root)
     index = SourceIndex(_shotlists(shotlists), allow_outside_root=settings.allow_outside_root)
-    prefect_defaults()
+    runtime_defaults()
     _need_server()
     from flows.triggers import emit_keyframe_changed
 
@@ -69,7 +69,7 @@ def serve(
     """Serve the deployments: the nightly batch on `--cron`, and a re-render whenever a shot changes."""
     if not shotlist.is_file():
         raise ValueError(f"{shotlist}: no such shot list")
-    prefect_defaults()
+    runtime_defaults()
     _need_server()
     from prefect import serve as prefect_serve
 
