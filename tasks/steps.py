@@ -11,7 +11,8 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from prefect import get_run_logger, task
+from prefect import State, Task, get_run_logger, task
+from prefect.client.schemas.objects import TaskRun
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
@@ -50,7 +51,15 @@ def plan_renders(plans: list[ShotPlan], settings: Settings, db: ShotDB, flow_run
     return works
 
 
-@task(name="publish", task_run_name="publish {done.work.plan.shot.id}", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def _transient(task: Task[..., object], run: TaskRun, state: State[object]) -> bool:
+    """Retry what another try might fix (a full disk, a dropped DB connection), not bad input."""
+    return not isinstance(state.result(raise_on_failure=False), ValueError)
+
+
+@task(
+    name="publish", task_run_name="publish {done.work.plan.shot.id}", cache_policy=NO_CACHE,
+    retries=1, retry_delay_seconds=2, retry_condition_fn=_transient,
+)
 def publish(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id: str | None) -> ShotOutcome:
     """Assemble, stylize and record a new version of a shot whose pairs are all done."""
     outcome = publish_shot(db, done, settings, flow_run_id)
