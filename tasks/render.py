@@ -38,14 +38,20 @@ class ShotWork:
     """A shot's plan, the backend identity its keys were computed with, and its pairs' work."""
 
     plan: ShotPlan
-    backend: str
     identity: BackendIdentity
-    params: dict[str, object]
     pairs: tuple[PairWork, ...]
 
     @property
     def shot_id(self) -> str:
         return self.plan.shot.id
+
+    @property
+    def backend(self) -> str:
+        return self.plan.shot.backend
+
+    @property
+    def params(self) -> dict[str, object]:
+        return dict(self.plan.shot.render.params)
 
     @property
     def jobs(self) -> list[PairJob]:
@@ -114,7 +120,7 @@ def plan_work(
     for plan, identity, pairs in drafts:
         reuse = [p.render_key in done and stored_frames(p.out_dir, p.frames) is not None for p in pairs]
         chosen = tuple(replace(p, job=None) if r else p for p, r in zip(pairs, reuse, strict=True))
-        works.append(ShotWork(plan, plan.shot.backend, identity, dict(plan.shot.render.params), chosen))
+        works.append(ShotWork(plan, identity, chosen))
     return works
 
 
