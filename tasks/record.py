@@ -84,6 +84,8 @@ def record_plans(db: ShotDB, works: list[ShotWork], flow_run_id: str | None) -> 
 
 
 def _outcome(result: PairResult) -> RenderOutcome:
+    # Times come from several machines' wall clocks; a clock stepped back mid-pair must not make the shot
+    # DB refuse the whole batch's results, so a finish is never recorded before its start.
     attempts = tuple(
         AttemptRecord(a.worker, a.node, _utc(a.started_at), _utc(max(a.finished_at, a.started_at)), a.error, a.model_loads)
         for a in result.attempts

@@ -23,7 +23,8 @@ from tooncrafter_model.backend import BackendIdentity, identify
 
 @dataclass(frozen=True)
 class PairWork:
-    """One pair of a shot: its render key, where its frames live, and the job (None when reused)."""
+    """One pair of a shot: its render key, where its frames live, and either the job that renders it or,
+    when reused, the frames already on disk."""
 
     index: int  # into plan.pairs
     render_key: str
@@ -31,6 +32,7 @@ class PairWork:
     job: PairJob | None
     frames: int  # in-betweens this pair needs
     sketch_hashes: tuple[tuple[float, str], ...] = ()  # (time, pixel hash) of its sketch guidance
+    stored: tuple[str, ...] = ()  # the reused render's frame paths
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,8 @@ def plan_work(
     done = finished([p.render_key for _, _, pairs in drafts for p in pairs])
     works = []
     for plan, identity, pairs in drafts:
-        reuse = [p.render_key in done and stored_frames(p.out_dir, p.frames) is not None for p in pairs]
-        chosen = tuple(replace(p, job=None) if r else p for p, r in zip(pairs, reuse, strict=True))
+        stored = [stored_frames(p.out_dir, p.frames) if p.render_key in done else None for p in pairs]
+        chosen = tuple(p if s is None else replace(p, job=None, stored=s) for p, s in zip(pairs, stored, strict=True))
         works.append(ShotWork(plan, identity, chosen))
     return works
 
@@ -183,7 +185,7 @@ def render_shots(
     for w in works:
         for p in w.pairs:
             if p.job is None:
-                state[w.shot_id].frames[p.render_key] = stored_frames(p.out_dir, p.frames) or ()
+                state[w.shot_id].frames[p.render_key] = p.stored
                 state[w.shot_id].reused += 1
             elif p.render_key in waiting[w.shot_id]:
                 state[w.shot_id].reused += 1  # the same pair again within the shot: rendered once
