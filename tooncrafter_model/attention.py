@@ -34,7 +34,12 @@ class GroupNorm32(nn.GroupNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight.float() if self.weight is not None else None
         b = self.bias.float() if self.bias is not None else None
-        return F.group_norm(x.float(), self.num_groups, w, b, self.eps).to(x.dtype)
+        # one contiguous float32 copy: x.float() of a permuted view would keep its strides and make
+        # group_norm copy it once more (1.3 GB each in the decoder's temporal blocks at full size)
+        xf = x.to(torch.float32, memory_format=torch.contiguous_format)
+        y = F.group_norm(xf, self.num_groups, w, b, self.eps)
+        del xf  # before the cast back allocates
+        return y.to(x.dtype)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ The decoder takes latents folded as [(B*T), z, h, w] plus `timesteps` = T of the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from einops import rearrange
 from torch import nn
@@ -21,14 +23,33 @@ from tooncrafter_model.vae import AttnBlock, Encoder, ResnetBlock, Upsample, _Le
 # ---------------------------------------------------------------------------------------------------
 
 
+def per_frame(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, frames: int | None) -> torch.Tensor:
+    """fn over x [(B*T), C, H, W] `frames` frames at a time, for layers that treat each frame on its own.
+
+    The maths is fn(x)'s (GroupNorm statistics and convs are per frame), up to the last bits where a conv
+    picks another kernel for another batch size; the transients of fn (float32 norm outputs, swish) shrink
+    to a slice, and at full size they set the decode's peak (bench/tooncrafter.py estimates it).
+    """
+    if frames is None or frames >= x.shape[0]:
+        return fn(x)
+    first = fn(x[:frames])
+    out = first.new_empty(x.shape[0], *first.shape[1:])
+    out[:frames] = first
+    del first
+    for start in range(frames, x.shape[0], frames):
+        out[start : start + frames] = fn(x[start : start + frames])
+    return out
+
+
 class TimeStackBlock(nn.Module):
     """ResBlock over [B, C, T, H, W] with (3,1,1) convs, float32 GroupNorm eps 1e-5, identity skip."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         conv = lambda: nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0))  # noqa: E731
-        self.in_layers = nn.Sequential(GroupNorm32(32, channels), nn.SiLU(), conv())
-        self.out_layers = nn.Sequential(GroupNorm32(32, channels), nn.SiLU(), nn.Identity(), conv())
+        # in-place SiLU on the norm's fresh output: at full size each copy is a 1.3 GB tensor
+        self.in_layers = nn.Sequential(GroupNorm32(32, channels), nn.SiLU(inplace=True), conv())
+        self.out_layers = nn.Sequential(GroupNorm32(32, channels), nn.SiLU(inplace=True), nn.Identity(), conv())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.out_layers(self.in_layers(x))
@@ -42,10 +63,10 @@ class VideoResBlock(ResnetBlock):
         self.time_stack = TimeStackBlock(out_channels)
         self.mix_factor = nn.Parameter(torch.zeros(1))
 
-    def forward(self, x: torch.Tensor, timesteps: int) -> torch.Tensor:  # type: ignore[override]
-        s = rearrange(super().forward(x), "(b t) c h w -> b c t h w", t=timesteps)
+    def forward(self, x: torch.Tensor, timesteps: int, frames: int | None = None) -> torch.Tensor:  # type: ignore[override]
+        s = rearrange(per_frame(super().forward, x, frames), "(b t) c h w -> b c t h w", t=timesteps)
         alpha = torch.sigmoid(self.mix_factor)
-        y = alpha * self.time_stack(s) + (1.0 - alpha) * s
+        y = self.time_stack(s).mul_(alpha).add_((1.0 - alpha) * s)  # alpha u + (1 - alpha) s, in u's buffer
         return rearrange(y, "b c t h w -> (b t) c h w")
 
 
@@ -139,18 +160,21 @@ class DualRefDecoder(nn.Module):
         self.norm_out = normalize(block_in)
         self.conv_out = AE3DConv(block_in, cfg.out_ch)
 
-    def forward(self, z: torch.Tensor, ref_context: list[torch.Tensor], timesteps: int) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, ref_context: list[torch.Tensor], timesteps: int, frames: int | None = None
+    ) -> torch.Tensor:
+        """`frames`: how many frames the per-frame layers take at once (memory only; None = all)."""
         h = self.conv_in(z)
-        h = self.mid.block_1(h, timesteps)
-        h = self.mid.attn_1(h)
-        h = self.mid.block_2(h, timesteps)
+        h = self.mid.block_1(h, timesteps, frames)
+        h = per_frame(self.mid.attn_1, h, frames)
+        h = self.mid.block_2(h, timesteps, frames)
         for level in reversed(range(len(self.up))):
             for block in self.up[level].block:
-                h = block(h, timesteps)
+                h = block(h, timesteps, frames)
             h = self.attn_refinement[level](h, ref_context[level], timesteps)
             if level:
-                h = self.up[level].upsample(h)
-        h = swish(self.norm_out(h))
+                h = per_frame(self.up[level].upsample, h, frames)
+        h = per_frame(lambda y: swish(self.norm_out(y)), h, frames)
         h = self.attn_refinement[-1](h, ref_context[-1], timesteps)
         return self.conv_out(h, timesteps)
 
@@ -177,12 +201,18 @@ class AutoencoderKLDualRef(nn.Module):
         h, hidden = self.encoder(frames)
         return self.quant_conv(h), hidden
 
-    def decode(self, latents: torch.Tensor, ref_context: list[torch.Tensor], chunk: int) -> torch.Tensor:
-        """Scaled latents [B, z, T, h, w] -> [B, 3, T, H, W], each clip decoded in chunks of `chunk` frames."""
+    def decode(
+        self, latents: torch.Tensor, ref_context: list[torch.Tensor], chunk: int, frames: int | None = None
+    ) -> torch.Tensor:
+        """Scaled latents [B, z, T, h, w] -> [B, 3, T, H, W], each clip decoded in chunks of `chunk` frames.
+
+        `chunk` is part of the numerics (SPEC 6.2: each call adds the keyframe features to its own ends);
+        `frames` only bounds memory: the per-frame layers take that many frames at a time.
+        """
         clips = []
         for i, clip in enumerate(latents):
             z = (1.0 / self.cfg.scale_factor) * rearrange(clip, "c t h w -> t c h w")
             refs = [r[i : i + 1] for r in ref_context]
-            parts = [self.decoder(piece, refs, timesteps=piece.shape[0]) for piece in z.split(chunk)]
+            parts = [self.decoder(piece, refs, piece.shape[0], frames) for piece in z.split(chunk)]
             clips.append(rearrange(torch.cat(parts), "t c h w -> c t h w"))
         return torch.stack(clips)

@@ -166,6 +166,7 @@ class ToonCrafterPipeline:
         autocast_dtype: torch.dtype | None = None,
         batch_cfg: bool = True,
         decode_chunk: int | None = None,
+        decode_frames: int | None = 4,
         offload: Sequence[str] = (),
     ) -> None:
         self.model = model
@@ -177,6 +178,8 @@ class ToonCrafterPipeline:
         # frames per decoder call; part of the numerics (each call adds the keyframe features to its own first
         # and last frame), so only values >= T leave the output unchanged
         self.decode_chunk = decode_chunk or self.config.unet.temporal_length
+        # frames the decoder's per-frame layers take at once: bounds the decode's peak memory, same numbers
+        self.decode_frames = decode_frames
         unknown = sorted(set(offload) - set(TOWERS))
         if unknown:
             raise ValueError(f"offload: only the towers {', '.join(TOWERS)} can be offloaded, got {', '.join(unknown)}")
@@ -364,9 +367,9 @@ class ToonCrafterPipeline:
     def decode(self, latents: torch.Tensor, ref_context: list[torch.Tensor]) -> torch.Tensor:
         """Decode all frames, then overwrite the two middle frames with a decode that drops frames 1 and T-2."""
         vae = self.model.first_stage_model
-        video = vae.decode(latents, ref_context, self.decode_chunk)
+        video = vae.decode(latents, ref_context, self.decode_chunk, self.decode_frames)
         t = latents.shape[2]
         keep = [i for i in range(t) if i not in (1, t - 2)]
-        short = vae.decode(latents[:, :, keep], ref_context, self.decode_chunk)
+        short = vae.decode(latents[:, :, keep], ref_context, self.decode_chunk, self.decode_frames)
         video[:, :, t // 2 - 1 : t // 2 + 1] = short[:, :, t // 2 - 2 : t // 2]
         return video

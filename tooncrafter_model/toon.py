@@ -100,6 +100,7 @@ class ToonSettings:
     device: str = "cpu"
     dtype: str = "fp32"  # "fp16"/"bf16": weights cast to it and run under autocast
     offload: bool = True  # on CUDA: text/image towers wait on the CPU, on the device only while encoding
+    decode_frames: int = 4  # frames the decoder's per-frame layers take at once: peak memory, not pixels
     threads: int | None = None  # torch CPU threads of this process
     cache_dir: str | None = None  # model cache (tokenizer vocabulary, checkpoint sha256 memo)
     steps: int = 50
@@ -126,6 +127,7 @@ class ToonSettings:
             raise ValueError(f"toon: fit must be one of {', '.join(FITS)}, got {s.fit!r}")
         if s.threads is not None:
             _number("threads", s.threads, int, 1)
+        _number("decode_frames", s.decode_frames, int, 1)
         if s.random_weights_seed is not None:
             _number("random_weights_seed", s.random_weights_seed, int, 0)
         if s.checkpoint is None and s.random_weights_seed is None:
@@ -307,7 +309,8 @@ class ToonBackend:
         if self.sketch_encoder is not None:
             self.sketch_encoder.to(device=self.device, dtype=weights)
         self.pipe = ToonCrafterPipeline(
-            model, BPETokenizer.from_cache(s.cache_dir), autocast_dtype=weights, offload=offload
+            model, BPETokenizer.from_cache(s.cache_dir), autocast_dtype=weights, offload=offload,
+            decode_frames=s.decode_frames,
         )
         self._identity = self.identify(**settings)
 
@@ -334,7 +337,7 @@ class ToonBackend:
         sketch = cached_sha256(s.sketch_checkpoint, s.cache_dir) if s.sketch_checkpoint else None
         if sketch is None and s.random_weights_seed is not None:
             sketch = random
-        # what changes pixels; device, threads and offload only move float rounding or memory
+        # what changes pixels; device, threads, offload and decode_frames only move float rounding or memory
         pixels = {
             "model": asdict(s.model_config()), "dtype": s.dtype, "fit": s.fit, "pad": "replicate",
             "retime": "nearest", "defaults": s.sampling(), "sketch_weights": sketch,

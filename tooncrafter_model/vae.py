@@ -14,8 +14,11 @@ from tooncrafter_model.config import VAEConfig
 
 
 def swish(x: torch.Tensor) -> torch.Tensor:
-    """x * sigmoid(x), written out as the SD-VAE does (F.silu differs in the last bit)."""
-    return x * torch.sigmoid(x)
+    """x * sigmoid(x), written out as the SD-VAE does (F.silu differs in the last bit).
+
+    The product goes into sigmoid's buffer: one full-size tensor instead of two, the same numbers.
+    """
+    return torch.sigmoid(x).mul_(x)
 
 
 def normalize(channels: int) -> nn.GroupNorm:

@@ -140,7 +140,7 @@ def test_identity_is_cheap_and_the_weights_hash_is_memoised(toon: ToonBackend, t
     assert identify("toon", **TINY, cache_dir=toon.settings.cache_dir) == toon.identity()
     assert toon.identity().weights_sha256 == "random-weights:5"
     assert ToonBackend.identify(**TINY, dtype="fp16") != toon.identity()
-    assert ToonBackend.identify(**TINY, offload=False, threads=2) == toon.identity()  # memory/speed only
+    assert ToonBackend.identify(**TINY, offload=False, threads=2, decode_frames=1) == toon.identity()  # memory only
     ckpt = tmp_path / "model.safetensors"
     write_safetensors(toon.pipe.model.state_dict(), ckpt)
     cache = tmp_path / "cache"
@@ -164,6 +164,7 @@ def test_missing_weights_and_bad_settings_are_one_line_errors(tmp_path: Path) ->
         ({**TINY, "dtype": "fp8"}, "dtype must be one of fp32, fp16, bf16"),
         ({**TINY, "fit": "stretch"}, "fit must be one of pad, crop"),
         ({**TINY, "steps": 0}, r"steps must be an integer in \[1, 1000\], got 0"),
+        ({**TINY, "decode_frames": 0}, r"decode_frames must be an integer >= 1, got 0"),
         ({**TINY, "colour": "red"}, "unknown setting colour"),
         ({**TINY, "device": "cuda:7"} if not torch.cuda.is_available() else {**TINY, "device": "nonsense"}, "device"),
     ]

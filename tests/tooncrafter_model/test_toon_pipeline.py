@@ -67,6 +67,21 @@ def test_middle_frames_come_from_the_shorter_window(pipe: ToonCrafterPipeline) -
     assert (full[:, :, 3:5] - short[:, :, 2:4]).abs().max().item() > 1e-4
 
 
+def test_decoding_a_few_frames_at_a_time_gives_the_same_frames(pipe: ToonCrafterPipeline) -> None:
+    """The per-frame layers may take any slice of the clip (3 + 3 + 2 here): a memory bound, not a numerics one.
+
+    Single frames differ in the last bits (4.5e-6 of 5.2 here): a batch-1 conv takes another CPU kernel."""
+    g = torch.Generator().manual_seed(4)
+    latents = torch.randn(1, 4, 8, 8, 8, generator=g)
+    refs = [torch.randn(1, c, 2, s, s, generator=g) for c, s in ((32, 64), (32, 32), (64, 16), (64, 8), (32, 64))]
+    vae = pipe.model.first_stage_model
+    with torch.no_grad():
+        whole = vae.decode(latents, refs, 8, None)
+        for frames in (1, 3, 8):
+            torch.testing.assert_close(vae.decode(latents, refs, 8, frames), whole, atol=1e-5, rtol=1e-5)
+    assert pipe.decode_frames == 4  # the default the full-size VRAM estimate was taken with
+
+
 def test_preprocess_covers_and_center_crops() -> None:
     wide = np.zeros((100, 300, 3), np.uint8)
     wide[:, 100:200] = 255  # a white band in the middle third
