@@ -23,36 +23,46 @@ _VISUAL = "embedder.model.visual."
 
 
 def infer_clip(cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -> CLIPConfig:
-    """The OpenCLIP arch named in `cfg`, or, for a name outside CLIP_ARCHS, its sizes read off the weights.
+    """The OpenCLIP tower sizes read off the weights; head counts from the arch `cfg` names.
 
-    Widths, layer counts, patch and image size come from tensor shapes; head counts cannot, so an unknown
-    arch gets open_clip's config defaults (8 text heads, 64-wide vision heads) where they divide the width.
+    Widths, layer counts, MLP ratios, patch and image size come from tensor shapes, so a reduced config that
+    keeps an arch's name but changes its sizes (one text layer, say) still loads. Head counts cannot be read
+    off: they come from the named arch where its width matches, else from open_clip's defaults (8 text heads,
+    64-wide vision heads) where they divide the width.
     """
     params = cfg.get("params", {}).get("cond_stage_config", {}).get("params") or {}
     arch = params.get("arch", "ViT-H-14")
-    if arch in CLIP_ARCHS:
-        return CLIP_ARCHS[arch]
+    known = CLIP_ARCHS.get(arch)
+    text_blocks, visual_blocks = _TEXT + "transformer.resblocks.", _VISUAL + "transformer.resblocks."
 
     def layers(prefix: str) -> int:
         return len({k[len(prefix) :].split(".")[0] for k in state_dict if k.startswith(prefix)})
+
+    def mlp_ratio(prefix: str, width: int, default: float) -> float:
+        hidden = state_dict.get(prefix + "0.mlp.c_fc.weight")
+        return hidden.shape[0] / width if hidden is not None else default
 
     tw = state_dict[_TEXT + "positional_embedding"].shape[1]
     conv = state_dict[_VISUAL + "conv1.weight"]
     vw, patch = conv.shape[0], conv.shape[-1]
     grid = int(round((state_dict[_VISUAL + "positional_embedding"].shape[0] - 1) ** 0.5))
-    return CLIPConfig(
+    text_heads = known.text.heads if known and known.text.width == tw else 8 if tw % 8 == 0 else 1
+    head_width = known.vision.head_width if known and known.vision.width == vw else 64 if vw % 64 == 0 else vw
+    inferred = CLIPConfig(
         arch=arch,
         embed_dim=state_dict[_TEXT + "text_projection"].shape[1],
         text=TextTowerConfig(
-            width=tw, heads=8 if tw % 8 == 0 else 1, layers=layers(_TEXT + "transformer.resblocks."),
+            width=tw, heads=text_heads, layers=layers(text_blocks),
             context_length=state_dict[_TEXT + "positional_embedding"].shape[0],
             vocab_size=state_dict[_TEXT + "token_embedding.weight"].shape[0],
+            mlp_ratio=mlp_ratio(text_blocks, tw, known.text.mlp_ratio if known else 4.0),
         ),
         vision=VisionTowerConfig(
-            image_size=grid * patch, patch_size=patch, width=vw, layers=layers(_VISUAL + "transformer.resblocks."),
-            head_width=64 if vw % 64 == 0 else vw,
+            image_size=grid * patch, patch_size=patch, width=vw, layers=layers(visual_blocks),
+            head_width=head_width, mlp_ratio=mlp_ratio(visual_blocks, vw, known.vision.mlp_ratio if known else 4.0),
         ),
     )
+    return known if inferred == known else inferred
 
 
 class Adapter:
