@@ -234,12 +234,18 @@ def estimate_vram(
             self.tracked: dict[int, int] = {}
             self.where = ["-"]
             self.peak_where, self.peak_largest = "-", list[int]()
+            self.phases: dict[str, tuple[int, str, list[int]]] = {}
 
         def add(self, n: int) -> None:
             self.live += n
             if self.live > self.peak:
                 self.peak, self.peak_where = self.live, self.where[-1]
                 self.peak_largest = sorted(self.tracked.values(), reverse=True)[:4]
+
+        def close(self, phase: str) -> None:
+            """Record the peak since the last phase ended, and start the next phase from the bytes alive now."""
+            self.phases[phase] = (self.peak, self.peak_where, self.peak_largest)
+            self.peak, self.peak_where, self.peak_largest = self.live, self.where[-1], []
 
         def track(self, t: object) -> None:
             if not isinstance(t, FakeTensor):
@@ -294,7 +300,6 @@ def estimate_vram(
 
     fused_cpu_sdpa = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: sdpa_flops}
     tally, flops = LiveBytes(), FlopCounterMode(display=False, custom_mapping=fused_cpu_sdpa)
-    peaks: dict[str, int] = {}
 
     with FakeTensorMode(allow_non_fake_inputs=True):
         for top, net in model.named_children():
@@ -321,35 +326,39 @@ def estimate_vram(
                 yield
             finally:
                 tally.live -= tower_bytes
-                peaks["encode"] = tally.peak
+
+        denoise = pipe.denoise
+
+        def denoise_phase(*args: Any, **kwargs: Any) -> Any:
+            tally.close("encode")
+            out = denoise(*args, **kwargs)
+            tally.close("sampling")
+            return out
 
         step_flops: list[int] = []
-
-        def on_step(event: dict[str, Any]) -> None:
-            step_flops.append(flops.get_total_flops())
-            if event["step"] == event["total"] - 1:
-                peaks["sampling"] = tally.peak
-
         if offload:
             pipe._towers_on_device = towers_visit  # type: ignore[method-assign]
+        pipe.denoise = denoise_phase  # type: ignore[method-assign]
         for t in (*model.parameters(), *model.buffers()):  # counted by network above, not again as op views
             tally.tracked[id(t.untyped_storage())] = 0
         with tally, flops, CudaAutocast():
             tally.add(resident)
             video = torch.empty(1, 3, cfg.frames, *cfg.image_size)
-            pipe.generate(video, "", s, noise, on_step)
+            pipe.generate(video, "", s, noise, lambda _: step_flops.append(flops.get_total_flops()))
+            tally.close("decode")
     gb = lambda n: round(n / 1e9, 2)  # noqa: E731
     per_step = step_flops[-1] - step_flops[-2]  # one batched-CFG UNet call and its DDIM update
     rest = flops.get_total_flops() - steps * per_step  # encoders and both decodes
+    top_phase = max(tally.phases, key=lambda name: tally.phases[name][0])
+    peak, where, largest = tally.phases[top_phase]
     return {
         "bench": "toon_full_vram_estimate", "config": f"T={cfg.frames} {cfg.image_size[0]}x{cfg.image_size[1]}",
-        "dtype": dtype,
-        "offload_towers": offload, "decode_frames": pipe.decode_frames, "weights_gb": gb(resident),
-        "peak_gb": gb(tally.peak), "peak_bytes": tally.peak, "weights_bytes": resident, "peak_encode_gb": gb(peaks["encode"] if offload else 0),
-        "peak_until_last_step_gb": gb(peaks["sampling"]), "peak_in": tally.peak_where,
-        "largest_at_peak_gb": [gb(n) for n in tally.peak_largest],
-        "tflop_per_step": round(per_step / 1e12, 2), "tflop_encode_decode": round(rest / 1e12, 2),
-        "tflop_50_steps": round((rest + 50 * per_step) / 1e12, 1),
+        "dtype": dtype, "offload_towers": offload, "decode_frames": pipe.decode_frames,
+        "weights_gb": gb(resident), "peak_gb": gb(peak),
+        "phase_peaks_gb": {name: gb(value[0]) for name, value in tally.phases.items()},
+        "peak_in": where, "largest_at_peak_gb": [gb(n) for n in largest], "peak_bytes": peak,
+        "weights_bytes": resident, "tflop_per_step": round(per_step / 1e12, 2),
+        "tflop_encode_decode": round(rest / 1e12, 2), "tflop_50_steps": round((rest + 50 * per_step) / 1e12, 1),
         "estimate": "fake tensors: bytes alive per op; no allocator rounding, workspaces or CUDA context",
     }
 

@@ -40,6 +40,7 @@ def test_estimate_counts_weights_and_activations(bench: ModuleType) -> None:
     assert full["weights_bytes"] == resident
     assert full["peak_bytes"] > resident  # activations on top of the weights
     assert full["peak_in"].startswith("first_stage_model/") and full["tflop_per_step"] > 0
+    assert set(full["phase_peaks_gb"]) == {"encode", "sampling", "decode"}
     sliced = bench.estimate_vram("fp16", offload=False, config=cfg, decode_frames=1)
     assert sliced["weights_bytes"] == (resident + towers) // 2
     whole = bench.estimate_vram("fp16", offload=False, config=cfg, decode_frames=None)
