@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -32,15 +31,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def rss_gb() -> float:
-    """This process's resident set now, from /proc."""
+    """This process's resident set now, from /proc (kB there, GB = 1e9 bytes here)."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1e6, 2)
+            return round(int(line.split()[1]) * 1024 / 1e9, 2)
     return float("nan")
 
 
 def peak_rss_gb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 2)  # ru_maxrss is in KiB
 
 
 def step_write(path: Path) -> dict[str, Any]:
@@ -53,7 +52,8 @@ def step_write(path: Path) -> dict[str, Any]:
     meta = build_model(ToonCrafterConfig.official_512(), device="meta").state_dict()
     sd = {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in meta.items()}
     torch.save({"state_dict": sd, "global_step": 0}, path)
-    return {"keys": len(sd), "file_gb": round(path.stat().st_size / 1e9, 2), "seconds": round(time.perf_counter() - start, 1)}
+    seconds = round(time.perf_counter() - start, 1)
+    return {"keys": len(sd), "file_gb": round(path.stat().st_size / 1e9, 2), "seconds": seconds}
 
 
 def step_load(path: Path) -> dict[str, Any]:
@@ -133,7 +133,6 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    os.sync()
 
 
 if __name__ == "__main__":

@@ -196,7 +196,7 @@ def bench_gpu(steps: int, cache_dir: str | None) -> None:
 def estimate_vram(
     dtype: str, offload: bool = True, steps: int = 2, config: Any = None, decode_frames: int | None = 4
 ) -> dict[str, Any]:
-    """Peak bytes alive during one official-size interpolation, from a run on fake tensors (no GPU, no memory).
+    """Peak bytes alive during one interpolation (official size by default), run on fake tensors (no GPU, no memory).
 
     FakeTensorMode runs every op of the pipeline's code path for shapes and dtypes only. A dispatch mode adds
     the bytes of each storage an op creates and a finalizer takes them off when it dies, which is what
@@ -295,6 +295,7 @@ def estimate_vram(
     pipe = ToonCrafterPipeline(model, no_vocab, decode_frames=decode_frames)
     s = pipe.settings(steps=steps)
     noise = SamplingNoise.draw(torch.Generator().manual_seed(0), cfg.frames, cfg.latent_size, steps)
+
     def sdpa_flops(q: Any, k: Any, v: Any, *_: Any, out_shape: Any = None, **__: Any) -> int:
         return int(sdpa_flop_count(q, k, v))  # the fused CPU kernel is not in torch's table
 

@@ -63,7 +63,9 @@ class VideoResBlock(ResnetBlock):
         self.time_stack = TimeStackBlock(out_channels)
         self.mix_factor = nn.Parameter(torch.zeros(1))
 
-    def forward(self, x: torch.Tensor, timesteps: int, frames: int | None = None) -> torch.Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        self, x: torch.Tensor, timesteps: int, frames: int | None = None
+    ) -> torch.Tensor:
         s = rearrange(per_frame(super().forward, x, frames), "(b t) c h w -> b c t h w", t=timesteps)
         alpha = torch.sigmoid(self.mix_factor)
         y = self.time_stack(s).mul_(alpha).add_((1.0 - alpha) * s)  # alpha u + (1 - alpha) s, in u's buffer

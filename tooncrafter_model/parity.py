@@ -62,7 +62,7 @@ def infer_clip(cfg: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -
             head_width=head_width, mlp_ratio=mlp_ratio(visual_blocks, vw, known.vision.mlp_ratio if known else 4.0),
         ),
     )
-    return known if inferred == known else inferred
+    return inferred
 
 
 class Adapter:
