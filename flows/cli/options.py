@@ -47,6 +47,9 @@ def runtime_defaults(*, verbose: bool = False) -> None:
     """Prefect's and Ray's settings for CLI runs, chosen before either is imported: no telemetry leaves the
     machine, and their own logs stay quiet unless asked for (the CLI shows progress bars instead)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The serverless API starts in 8-18 s on an idle machine; Prefect gives it 20 s, so a busy node
+    # (another batch, a model loading) failed whole runs before they began.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("RAY_LOG_TO_DRIVER", "0")
