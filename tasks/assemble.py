@@ -122,13 +122,15 @@ def assemble_shot(
     out_dir: str | os.PathLike[str],
     stem: str,
     *,
-    lut: str | os.PathLike[str] | None = None,
+    stylize: Stylize = Stylize(),
+    palettes: Sequence[tuple[Path, Path] | None] = (),
     mp4_stem: str | None = None,
     settings: EncodeSettings = EncodeSettings(),
 ) -> ShotOutputs:
     """Write `out_dir/png/<stem>.0001.png ...` and `out_dir/<mp4_stem or stem>.mp4`, one frame per source.
 
-    `out_dir` (the version folder) must not exist yet; it appears complete or not at all.
+    `palettes` (with palette lock): per source, the two keyframe images of an in-between, None for a
+    keyframe. `out_dir` (the version folder) must not exist yet; it appears complete or not at all.
     """
     rate = parse_fps(fps)
     mp4_stem = stem if mp4_stem is None else mp4_stem
@@ -138,6 +140,8 @@ def assemble_shot(
     paths = [Path(s) for s in sources]
     if not paths:
         raise AssemblyError(f"{out_dir}: no frames to assemble")
+    if palettes and len(palettes) != len(paths):
+        raise AssemblyError(f"{out_dir}: {len(palettes)} palettes for {len(paths)} frames")
     final = Path(out_dir)
     if final.exists():
         raise AssemblyError(f"{final}: already exists (versions are never overwritten)")
@@ -147,7 +151,7 @@ def assemble_shot(
 
     first = _read(paths[0], 1)
     pixels = first.shape[0] * first.shape[1] * len(set(paths))  # each distinct drawing is stylized once
-    stylize = Stylizer(Stylize(lut=Path(lut) if lut is not None else None), expected_pixels=pixels)
+    stylizer = Stylizer(stylize, expected_pixels=pixels)
 
     created = _make_parents(final.parent)
     # Not mkdtemp: its 0700 mode would end up on the published version folder of a shared farm.
@@ -156,7 +160,7 @@ def assemble_shot(
         staging.mkdir()
         try:
             png_names, hashes, padded, size = _write_sequence(
-                paths, first, rate, staging, stem, mp4_stem, stylize, settings
+                paths, first, rate, staging, stem, mp4_stem, stylizer, palettes, settings
             )
         except _EncoderError as e:
             raise AssemblyError(f"{final / f'{mp4_stem}.mp4'}: {e}") from None
@@ -178,7 +182,7 @@ def assemble_shot(
         mp4_sha256=mp4_sha,
         frame_count=len(paths),
         fps=rate,
-        lut_sha256=stylize.lut_sha256,
+        lut_sha256=stylizer.lut_sha256,
         padded=padded,
         video_size=size,
     )
@@ -198,6 +202,7 @@ def _write_sequence(
     stem: str,
     mp4_stem: str,
     stylize: Stylizer,
+    palettes: Sequence[tuple[Path, Path] | None],
     settings: EncodeSettings,
 ) -> tuple[list[str], list[str], bool, tuple[int, int]]:
     import cv2
@@ -215,7 +220,7 @@ def _write_sequence(
         if frame.shape != first.shape:
             got = f"{frame.shape[1]}x{frame.shape[0]}"
             raise AssemblyError(f"{path}: frame {index}: size {got}, expected {w}x{h} like frame 1")
-        frame = stylize(frame)
+        frame = stylize(frame, palettes[index - 1] if palettes else None)
         ok, png = cv2.imencode(".png", np.ascontiguousarray(frame[:, :, ::-1]), png_params)
         if not ok:
             raise AssemblyError(f"{path}: frame {index}: PNG encoding failed")

@@ -1,4 +1,5 @@
-"""Show looks: read and write `.cube` LUTs (Adobe/Resolve), apply them to uint8 RGB frames.
+"""Show looks: `.cube` LUTs (Adobe/Resolve) read, written and applied to uint8 RGB frames; a show's
+OpenColorIO transform; and the stylize step that puts them together with palette lock.
 
 Table layout in memory: a 3D table is (N, N, N, 3) indexed [r, g, b]; a 1D table is (N, 3). In the
 file, red changes fastest (then green, then blue), so the data block reshapes to [b, g, r].
@@ -16,13 +17,18 @@ import math
 import os
 import re
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
 
-from tooncrafter_model.frames import Frame, check_frame
+from tasks.palette import Palette, PaletteLock, key_palette, palette_lock
+from tooncrafter_model.frames import Frame, check_frame, read_frame
 
 Rgb = tuple[float, float, float]
 MAX_3D_SIZE = 256  # Adobe's cube spec limits
@@ -358,18 +364,127 @@ def warm_look_table(size: int = 33) -> np.ndarray:
     return table_from_function(warm_look, size)
 
 
+# --------------------------------------------------------------------------------------- OpenColorIO
+
+
+class ColourError(ValueError):
+    """A colour setting that cannot be used (an OCIO config, a look, a colour space); one line, naming the file."""
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+class OcioTransform(BaseModel):
+    """A show's OpenColorIO transform: its config file and what to apply from it to the frames.
+
+    `input` is the frames' colour space (default: the config's `default` role). Then a `look`, a
+    `display` with its `view`, an `output` colour space, or a look followed by either of the others.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    config: Path
+    input: str | None = None
+    look: str | None = None
+    display: str | None = None
+    view: str | None = None
+    output: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> OcioTransform:
+        # PydanticCustomError, not ValueError: shot list errors then read without pydantic's prefix.
+        if (self.display is None) != (self.view is None):
+            raise PydanticCustomError("ocio", "display and view go together: name both or neither")
+        if self.display is not None and self.output is not None:
+            raise PydanticCustomError("ocio", "give a display and view, or an output colour space, not both")
+        if self.look is None and self.display is None and self.output is None:
+            raise PydanticCustomError("ocio", "name a look, a display and view, or an output colour space")
+        return self
+
+
+class OcioLook:
+    """An `OcioTransform` loaded: applies it to uint8 frames, and says what it does by content.
+
+    `identity["processor"]` is OpenColorIO's cache ID of the processor, computed from its operations and
+    the contents of the LUT files it reads, so an edited LUT behind an unchanged config is a new look.
+    """
+
+    def __init__(self, spec: OcioTransform) -> None:
+        import PyOpenColorIO as ocio
+
+        self.spec = spec
+        where = str(spec.config)
+        if not spec.config.is_file():
+            raise ColourError(f"{where}: OCIO config not found")
+        ocio.ClearAllCaches()  # OpenColorIO keeps files read earlier in this process; a LUT may have changed
+        try:
+            config = ocio.Config.CreateFromFile(str(spec.config))
+        except (ocio.Exception, ocio.ExceptionMissingFile) as e:
+            raise ColourError(f"{where}: not a usable OCIO config ({_first_line(e)})") from None
+        source = spec.input or config.getRoleColorSpace("default")
+        if not source:
+            raise ColourError(f"{where}: input: the config has no 'default' role; name the frames' colour space")
+        spaces = [c.getName() for c in config.getColorSpaces()]
+        for field, name in (("input", source), ("output", spec.output)):
+            if name is not None and config.getColorSpace(name) is None:
+                raise ColourError(f"{where}: {field}: no colour space {name!r} (known: {', '.join(spaces)})")
+        if spec.display is not None:
+            displays = list(config.getDisplays())
+            if spec.display not in displays:
+                raise ColourError(f"{where}: display: no display {spec.display!r} (known: {', '.join(displays)})")
+            views = list(config.getViews(spec.display))
+            if spec.view not in views:
+                raise ColourError(f"{where}: view: display {spec.display!r} has no view {spec.view!r} (known: {', '.join(views)})")
+
+        steps: list[Any] = []
+        if spec.look is not None:
+            steps.append(ocio.LookTransform(src=source, dst=spec.output or source, looks=spec.look))
+        if spec.display is not None:
+            steps.append(ocio.DisplayViewTransform(src=source, display=spec.display, view=spec.view))
+        elif spec.output is not None and spec.look is None:
+            steps.append(ocio.ColorSpaceTransform(src=source, dst=spec.output))
+        try:
+            processor = config.getProcessor(steps[0] if len(steps) == 1 else ocio.GroupTransform(steps))
+        except (ocio.Exception, ocio.ExceptionMissingFile) as e:  # e.g. an unknown look, a LUT file missing
+            raise ColourError(f"{where}: cannot build the transform ({_first_line(e)})") from None
+        self._cpu = processor.getDefaultCPUProcessor()
+        self.identity: dict[str, Any] = {
+            "input": source, "look": spec.look, "display": spec.display, "view": spec.view, "output": spec.output,
+            "processor": processor.getCacheID(),
+        }
+
+    def __call__(self, frame: Frame) -> Frame:
+        """The frame through the transform, evaluated in float32 and rounded like a LUT."""
+        pixels = check_frame(frame).astype(np.float32) / 255.0
+        self._cpu.applyRGB(pixels)  # in place; a contiguous HxWx3 float32 array is a packed RGB image
+        return _quantize(pixels)
+
+
 # ------------------------------------------------------------------------------------------ stylizing
 
 
 @dataclass(frozen=True)
 class Stylize:
-    """How a shot is colour-stylized after assembly.
-
-    Palette lock (snapping in-betweens' colours to the keyframes' palette) joins here as
-    `palette_lock: bool = False` and as a step in `Stylizer.__call__` before the LUT.
-    """
+    """How a shot is colour-stylized after assembly, in this order: palette lock (in-betweens only, so
+    the keyframes' own colours are what the lock holds to), the show LUT, the OCIO transform."""
 
     lut: Path | None = None
+    palette_lock: bool = False
+    ocio: OcioTransform | None = None
+
+
+def stylize_identity(cfg: Stylize) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What stylizing does beyond the LUT (whose hash is a field of its own): for the assembly key, by
+    content; for provenance, the same plus the OCIO config's path. Both empty when there is nothing, so
+    the keys of versions made before palette lock and OCIO existed still hold."""
+    key: dict[str, Any] = {}
+    if cfg.palette_lock:
+        key["palette_lock"] = PaletteLock().as_dict()
+    if cfg.ocio is None:
+        return key, dict(key)
+    key["ocio"] = OcioLook(cfg.ocio).identity
+    return key, {**key, "ocio": {"config": str(cfg.ocio.config), **key["ocio"]}}
 
 
 class Stylizer:
@@ -380,6 +495,7 @@ class Stylizer:
     """
 
     BAKE_FROM_PIXELS = 3_000_000
+    PALETTES = 4  # keyframe pairs kept: in-betweens arrive pair by pair
 
     def __init__(self, cfg: Stylize, *, expected_pixels: int = 0) -> None:
         self.cfg = cfg
@@ -387,9 +503,24 @@ class Stylizer:
         self.lut_sha256 = self.lut.sha256 if self.lut is not None else None
         bake = self.lut is not None and self.lut.dims == 3 and expected_pixels >= self.BAKE_FROM_PIXELS
         self._baked = BakedLut(self.lut) if bake and self.lut is not None else None
+        self.ocio = OcioLook(cfg.ocio) if cfg.ocio is not None else None
+        self._palettes: OrderedDict[tuple[Path, Path], Palette] = OrderedDict()
 
-    def __call__(self, frame: Frame) -> Frame:
-        """The stylized frame (the input itself when there is nothing to do)."""
+    def __call__(self, frame: Frame, keys: tuple[Path, Path] | None = None) -> Frame:
+        """The stylized frame (the input itself when there is nothing to do). `keys`: for an in-between,
+        the two keyframe images it lies between, whose palette it is locked to."""
+        if self.cfg.palette_lock and keys is not None:
+            frame = palette_lock(frame, self._palette(keys))
         if self._baked is not None:
-            return self._baked(frame)
-        return apply_lut(frame, self.lut) if self.lut is not None else frame
+            frame = self._baked(frame)
+        elif self.lut is not None:
+            frame = apply_lut(frame, self.lut)
+        return self.ocio(frame) if self.ocio is not None else frame
+
+    def _palette(self, keys: tuple[Path, Path]) -> Palette:
+        if keys not in self._palettes:
+            self._palettes[keys] = key_palette(read_frame(keys[0]), read_frame(keys[1]))
+            if len(self._palettes) > self.PALETTES:
+                self._palettes.popitem(last=False)
+        self._palettes.move_to_end(keys)
+        return self._palettes[keys]

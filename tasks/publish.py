@@ -17,7 +17,7 @@ from typing import Any, Literal
 import shot_db
 from shot_db.records import OutputFrame, VersionOutputs, VersionPair
 from tasks.assemble import EncodeSettings, ShotOutputs, assemble_shot, parse_fps
-from tasks.colour import lut_hash
+from tasks.colour import Stylize, lut_hash, stylize_identity
 from tasks.detect import InbetweenSlot, frame_layout
 from tasks.provenance import assembly_key, write_sidecar
 from tasks.record import ShotDB
@@ -49,16 +49,19 @@ class _Source:
     render_key: str | None = None
     inbetween: int | None = None  # 1-based
     keyframe_hash: str | None = None
+    keys: tuple[Path, Path] | None = None  # an in-between's two keyframe images (its palette)
 
 
 def _sources(done: ShotRenders) -> list[_Source]:
     plan = done.work.plan
     key_of = {p.index: p.render_key for p in done.work.pairs}
+    image_of = {k.frame: k.path for k in plan.keyframes}
     out = []
     for slot in frame_layout(plan):
         if isinstance(slot, InbetweenSlot):
             key = key_of[slot.pair]
-            out.append(_Source(done.frames[key][slot.index], f"r:{key}:{slot.index + 1}", key, slot.index + 1))
+            keys = (image_of[plan.pairs[slot.pair].a], image_of[plan.pairs[slot.pair].b])
+            out.append(_Source(done.frames[key][slot.index], f"r:{key}:{slot.index + 1}", key, slot.index + 1, keys=keys))
         else:
             k = plan.keyframes[slot.keyframe]
             out.append(_Source(str(k.path), f"k:{k.pixel_hash}", keyframe_hash=k.pixel_hash))
@@ -80,7 +83,10 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
     encode = EncodeSettings()
     fps = parse_fps(shot.fps)
     lut_sha = lut_hash(shot.lut) if shot.lut else None
-    akey = assembly_key(layout=[s.ident for s in sources], fps=str(fps), lut_sha256=lut_sha, output=encode.as_dict())
+    look = Stylize(lut=shot.lut, palette_lock=shot.colour.palette_lock, ocio=shot.colour.ocio)
+    colour, colour_record = stylize_identity(look)
+    output = {**encode.as_dict(), **({"colour": colour} if colour else {})}  # absent: keys made before it hold
+    akey = assembly_key(layout=[s.ident for s in sources], fps=str(fps), lut_sha256=lut_sha, output=output)
     with db.transaction() as s:
         row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
         latest = shot_db.latest_version(session=s, shot=row)
@@ -94,7 +100,8 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
 
     folder = shot_folder(done, settings)
     staging = folder / f".staging-{akey[:12]}-{uuid.uuid4().hex[:8]}"
-    outputs = assemble_shot([s.path for s in sources], fps, staging, shot.code, lut=shot.lut, settings=encode)
+    palettes = [s.keys for s in sources]
+    outputs = assemble_shot([s.path for s in sources], fps, staging, shot.code, stylize=look, palettes=palettes, settings=encode)
     placed: list[Path] = []
 
     def place(number: int) -> VersionOutputs:
@@ -102,6 +109,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
         mp4 = staging / f"{shot.code}_v{number:03d}.mp4"
         os.replace(outputs.mp4_path, mp4)
         record = _provenance(done, sources, outputs, number, akey, lut_sha, flow_run_id, encode.as_dict(), made_by)
+        record["colour"] = colour_record
         write_sidecar(staging / "provenance.json", record)
         os.rename(staging, final)
         placed.append(final)
@@ -118,7 +126,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
                 session=s, shot=row, assembly_key=akey,
                 renders=[VersionPair(p.render_key, plan.pairs[p.index].a, plan.pairs[p.index].b) for p in done.work.pairs],
                 keyframes={k.frame: k.pixel_hash for k in plan.keyframes}, outputs=place, fps=float(fps),
-                settings={"lut": str(shot.lut) if shot.lut else None, "lut_sha256": lut_sha, "encode": encode.as_dict()},
+                settings={"lut": str(shot.lut) if shot.lut else None, "lut_sha256": lut_sha, "encode": encode.as_dict(), "colour": colour_record},
                 flow_run_id=flow_run_id,
             )
             version, created = new.version.number, new.created

@@ -10,6 +10,10 @@ Schema (YAML)::
       prompt: ""              # text prompt for backends that take one (toon)
       render: {seed: 0, inbetweens: null, params: {steps: 25}}   # merged key by key into each shot's
       lut: luts/show.cube     # a .cube colour LUT; default none
+      colour:                 # default: neither
+        palette_lock: true    # hold in-betweens to their keyframes' palette (before the LUT)
+        ocio: {config: ocio/show.ocio, look: show}   # or display + view, or output; input: the
+                              #   frames' colour space (default: the config's 'default' role)
       output: renders         # output folder for the shot; default none (the run's output root)
       priority: 0             # higher renders first (rush shots); default 0
     shots:
@@ -73,6 +77,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from tasks.colour import OcioTransform
 from tooncrafter_model.backend import BACKENDS, check_params
 
 
@@ -205,6 +210,17 @@ class Source(_Model):
         return "video" if self.video is not None else "images"
 
 
+def _ocio_paths(ocio: OcioTransform, info: ValidationInfo) -> OcioTransform:
+    return ocio.model_copy(update={"config": _path(ocio.config, info)})
+
+
+class Colour(_Model):
+    """Colour beyond the show LUT: palette lock of the in-betweens, and the show's OpenColorIO transform."""
+
+    palette_lock: bool = False
+    ocio: Annotated[OcioTransform, AfterValidator(_ocio_paths)] | None = None
+
+
 class RenderParams(_Model):
     """How a shot's pairs are rendered: seed, in-betweens per gap, and free-form backend parameters."""
 
@@ -227,6 +243,7 @@ class Shot(_Model):
     backend: Backend = "rife"
     render: RenderParams = Field(default_factory=RenderParams)
     lut: ListPath | None = None
+    colour: Colour = Field(default_factory=Colour)
     output: ListPath | None = None
     priority: int = 0
     sketches: tuple[KeyImage, ...] = ()  # sketch guidance (toon): drawings of in-between frames
@@ -304,6 +321,9 @@ class _Defaults(_Model):
     backend: Backend | None = None
     render: _RenderDefaults | None = None
     lut: ListPath | None = None
+    # Validated per shot, after merging with the shot's own: an OCIO config here and a look in a shot
+    # make one transform.
+    colour: dict[str, Any] | None = None
     output: ListPath | None = None
     priority: int | None = None
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tasks.assemble import AssemblyError, EncodeSettings, assemble_shot, parse_fps, probe_video
-from tasks.colour import apply_lut, lut_hash, read_cube, warm_look_table, write_cube
+from tasks.colour import Stylize, apply_lut, lut_hash, read_cube, warm_look_table, write_cube
 from tooncrafter_model.frames import pixel_hash, read_frame, write_frame
 
 
@@ -99,7 +99,7 @@ def test_lut_is_applied_to_every_png_and_recorded(tmp_path: Path) -> None:
     sources = _drawings(tmp_path / "src", 2, 33, 20)
     lut_path = write_cube(tmp_path / "warm.cube", warm_look_table(9), title="warm")
     order = [sources[0], sources[1], sources[1]]
-    out = assemble_shot(order, 12, tmp_path / "v001", "sh", lut=lut_path, mp4_stem="sh_v001")
+    out = assemble_shot(order, 12, tmp_path / "v001", "sh", stylize=Stylize(lut=lut_path), mp4_stem="sh_v001")
     lut = read_cube(lut_path)
     for png, src in zip(out.png_paths, order, strict=True):
         np.testing.assert_array_equal(read_frame(png), apply_lut(read_frame(src), lut))
@@ -169,7 +169,7 @@ def test_bad_inputs_name_the_file_and_frame(tmp_path: Path) -> None:
     with pytest.raises(AssemblyError, match=r"^fps: not a frame rate: 'fast'"):
         assemble_shot(small, "fast", out, "sh")
     with pytest.raises(ValueError, match=r"nope\.cube: LUT file not found"):
-        assemble_shot(small, 24, out, "sh", lut=tmp_path / "nope.cube")
+        assemble_shot(small, 24, out, "sh", stylize=Stylize(lut=tmp_path / "nope.cube"))
     assert not (tmp_path / "shot").exists()
 
     existing = tmp_path / "v009"
