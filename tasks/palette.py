@@ -1,23 +1,25 @@
 """Palette lock: hold a generated in-between to the colours of the two keyframes it was drawn between.
 
 Generative in-betweeners drift in tone: a fill comes out a few ΔE lighter, or its hue slides. Flat
-cartoon fills make the drift measurable: every fill of the in-between is a palette colour of its
-keyframes, moved. The lock works in OKLab (Ottosson 2020, "A perceptual color space for image
-processing": a, b roughly linear in hue, L in lightness, Euclidean distance close to perceived
-difference), on the frame's distinct colours rather than its pixels (a flat cartoon has few):
+cartoon fills make the drift measurable, since every fill of the in-between is a palette colour of its
+keyframes, moved. Colours are compared in OKLab (Ottosson 2020, "A perceptual color space for image
+processing": Euclidean distance close to perceived difference, about 0.01 per CIELAB ΔE), and the
+work is done on the frame's distinct colours rather than its pixels (a flat cartoon has few):
 
-1. palette: the colours that cover a real share of the keyframes' pixels (anti-aliased edge mixes and
-   small highlights cover too little to count);
-2. drift: each palette colour's fill in the in-between (the in-between's colours within `capture` of
-   it), its median as the drifted colour;
-3. one smooth correction for every colour: the affine OKLab map that takes the drifted medians back
-   to the palette, pulled towards the identity (ridge) so a palette of few colours cannot tilt it;
-   affine keeps an anti-aliased ink line and a highlight what they were (shifted as their fills were);
-4. per fill, what the affine map left over, faded out with the distance to the palette colour; then
-   colours within `snap` of a palette colour become it exactly.
+1. palette: the colours that peak in the keyframes' colour histogram with a real share of their pixels
+   (anti-aliased edge mixes and small highlights are too few to count); anchors: where on screen both
+   keyframes show the same palette colour;
+2. drift: each palette colour's median in the in-between at its anchors (position, not nearness, so a
+   drift that carries one fill towards another cannot swap them); a colour without anchors (it moved)
+   is predicted by the affine OKLab map that takes the anchored ones home, then read from the
+   in-between colours nearest that prediction;
+3. correction, in sRGB-encoded values, where renderers blend: a fill's own colours (its noise too) move
+   by its shift; every other pixel is read as the nearest mix of two fills painted within two pixels
+   of it, and moves by that mix of their shifts, so an anti-aliased edge comes back as the mix of the
+   true fills. A colour that no nearby mix explains (a highlight, something new) is left alone.
 
-A clean in-between has medians exactly on the palette, so the map is the identity, nothing is left
-over, and only near-palette edge pixels within `snap` move (by less than `snap`).
+A clean in-between has no drift to correct, so it comes back unchanged (`bench/palette.py` measures
+both: drift removed, and the change on clean in-betweens).
 """
 
 from __future__ import annotations
@@ -114,6 +116,8 @@ def _distinct(frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 # ------------------------------------------------------------------------------------------ the lock
 
+_EDGE_MIX = 0.02  # sRGB distance (1 = full scale) within which a keyframe colour is a mix of two paints
+
 
 @dataclass(frozen=True)
 class PaletteLock:
@@ -122,11 +126,10 @@ class PaletteLock:
     All of them go into a version's assembly key, so tuning them makes new versions.
     """
 
-    share: float = 0.002  # a keyframe colour covering this fraction of both keyframes' pixels is in the palette
-    merge: float = 0.03  # keyframe colours closer than this are one palette colour (video noise, dithering)
+    share: float = 0.001  # a keyframe colour covering this fraction of both keyframes' pixels is in the palette
+    merge: float = 0.02  # keyframe colours closer than this are one palette colour (video noise, dithering)
     capture: float = 0.12  # an in-between colour this close to a palette colour is that fill, drifted
     mix: float = 0.05  # a colour this close (sRGB, 1 = full scale) to a mix of two fills is that mix, drifted
-    snap: float = 0.012  # after correction, a colour this close to a palette colour becomes it exactly
     ridge: float = 0.05  # pull of the affine drift estimate towards the identity, relative to the fills' weight
 
     def as_dict(self) -> dict[str, Any]:
@@ -149,7 +152,7 @@ def key_palette(key_a: Frame, key_b: Frame, lock: PaletteLock = PaletteLock()) -
         raise ValueError(f"keyframes must have one size, got {key_a.shape[:2]} and {key_b.shape[:2]}")
     colours, inverse, counts = _distinct(np.concatenate([key_a, key_b]))  # stacked: b's rows below a's
     lab = rgb8_to_oklab(colours)
-    centres = _founders(lab, counts, lock.merge, lock.share * counts.sum())
+    centres = _founders(lab, colours / 255.0, counts, lock.merge, lock.share * counts.sum())
     if not centres:
         return Palette(np.empty((0, 3)), np.full(key_a.shape[:2], -1))
     # Each entry becomes the weighted median of the colours within `merge` of it: a noisy (decoded video)
@@ -159,14 +162,24 @@ def key_palette(key_a: Frame, key_b: Frame, lock: PaletteLock = PaletteLock()) -
     index, dist = _nearest(lab, palette)
     label = np.where(dist <= lock.merge, index, -1)[inverse]
     height = key_a.shape[0]
-    anchors = np.where(label[:height] == label[height:], label[:height], -1)
-    return Palette(palette, anchors)
+    return Palette(palette, _inner(np.where(label[:height] == label[height:], label[:height], -1)))
 
 
-def _founders(lab: np.ndarray, counts: np.ndarray, merge: float, floor: float) -> list[np.ndarray]:
+def _inner(labels: np.ndarray) -> np.ndarray:
+    """`labels` where the 3x3 neighbourhood agrees, -1 elsewhere: the inside of shared fills, where an
+    in-between almost surely shows the same fill; a thin ink line two keyframes happen to share is not."""
+    padded = np.pad(labels, 1, mode="edge")
+    height, width = labels.shape
+    same = np.ones(labels.shape, bool)
+    for dy, dx in np.ndindex(3, 3):
+        same &= padded[dy : dy + height, dx : dx + width] == labels
+    return np.where(same, labels, -1)
+
+
+def _founders(lab: np.ndarray, rgb: np.ndarray, counts: np.ndarray, merge: float, floor: float) -> list[np.ndarray]:
     """One colour per palette entry, densest first: the most used colour of each `merge`-sized OKLab cell
     that holds no fewer pixels than any of its 26 neighbours (a peak) and whose neighbourhood holds at
-    least `floor` pixels, unless it lies within `merge` of an entry already founded.
+    least `floor` pixels, unless it lies within `merge` of an entry already founded or on the mix of two.
 
     Counting neighbourhoods rather than exact colours lets a noisy fill (decoded video spreads one ink
     colour over hundreds of values) found an entry, and keeps a fill split by a cell border whole.
@@ -180,14 +193,19 @@ def _founders(lab: np.ndarray, counts: np.ndarray, merge: float, floor: float) -
     density = sum(np.roll(hist, shift, axis=(0, 1, 2)) for shift in shifts)
     peak = np.max([np.roll(hist, shift, axis=(0, 1, 2)) for shift in shifts], axis=0) <= hist
     occupied = np.unique(flat)
-    occupied = occupied[(density.ravel()[occupied] >= floor) & peak.ravel()[occupied]]
+    # A peak holds a quarter of the floor itself: spread-out noise (a photograph, grain) has no paints.
+    keep = (density.ravel()[occupied] >= floor) & peak.ravel()[occupied] & (hist.ravel()[occupied] >= floor / 4)
+    occupied = occupied[keep]
     order = np.lexsort((-counts, flat))  # by cell, then most used first
     best = order[np.searchsorted(flat[order], occupied)]  # each peak cell's most used colour
-    centres: list[np.ndarray] = []
+    centres: list[int] = []
     for i in best[np.argsort(-hist.ravel()[occupied], kind="stable")]:
-        if not centres or _distances(lab[i : i + 1], np.asarray(centres)).min() > merge:
-            centres.append(lab[i])
-    return centres
+        if centres and _distances(lab[i : i + 1], lab[centres]).min() <= merge:
+            continue
+        if hist.ravel()[flat[i]] < floor and len(centres) > 1 and _mixes(rgb[i : i + 1], rgb[centres])[1][0] <= _EDGE_MIX:
+            continue  # a few pixels on the mix of two paints: an anti-aliased edge (small frames have many)
+        centres.append(int(i))
+    return [lab[i] for i in centres]
 
 
 def _distances(lab: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -213,7 +231,7 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def _anchored(
-    lab: np.ndarray, inverse: np.ndarray, palette: Palette, floor: float
+    lab: np.ndarray, inverse: np.ndarray, palette: Palette, capture: float, floor: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Palette colours found at their anchors: (indices, the in-between's median there, pixels counted).
 
@@ -225,9 +243,12 @@ def _anchored(
     if inverse.shape == palette.anchors.shape:
         for k in range(len(palette.colours)):
             seen = np.bincount(inverse[palette.anchors == k], minlength=len(lab))
-            if seen.sum() >= floor:
+            if seen.sum() < floor:
+                continue
+            median = _weighted_median(lab[seen > 0], seen[seen > 0])
+            if np.linalg.norm(median - palette.colours[k]) <= capture:  # else something else covers it now
                 found.append(k)
-                medians.append(_weighted_median(lab[seen > 0], seen[seen > 0]))
+                medians.append(median)
                 weights.append(float(seen.sum()))
     return np.asarray(found, dtype=int), np.asarray(medians).reshape(-1, 3), np.asarray(weights)
 
@@ -271,7 +292,7 @@ def _drifted_palette(
     the found ones home (inverted), then read from the in-between's colours nearest that prediction.
     """
     home = palette.colours
-    found, medians, weights = _anchored(lab, inverse, palette, floor)
+    found, medians, weights = _anchored(lab, inverse, palette, lock.capture, floor)
     if len(found) == 0:  # no anchors (a camera move): match by nearness alone
         found, medians, weights = _near(lab, counts, home, lock.capture, floor)
         if len(found) == 0:
@@ -287,11 +308,15 @@ def _drifted_palette(
     return np.asarray(drifted)
 
 
-def _mixes(rgb: np.ndarray, ends: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def _mixes(
+    rgb: np.ndarray, ends: np.ndarray, allowed: np.ndarray | None = None, chunk: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
     """Each colour as the nearest mix of two palette colours (a point on a segment between two of `ends`),
     in sRGB-encoded values, where renderers blend anti-aliased edges: (N, K) mix weights, (N,) distance.
 
-    A colour whose nearest point is an end (it is beyond a fill, not between two) counts twice as far.
+    `allowed` (N, K): the palette colours each colour may be a mix of (those painted nearby). A colour
+    whose nearest point is an end (it is beyond a fill, not between two) counts twice as far; one with
+    nothing allowed is infinitely far.
     """
     k = len(ends)
     pairs = [(i, j) for i in range(k) for j in range(i, k)]  # (i, i): the colour itself
@@ -306,6 +331,8 @@ def _mixes(rgb: np.ndarray, ends: np.ndarray, chunk: int = 4096) -> tuple[np.nda
         t = np.clip((x * span[None]).sum(axis=-1) / length, 0.0, 1.0)  # (n, P) position along each segment
         gap = np.linalg.norm(x - t[..., None] * span[None], axis=-1)
         gap[(t == 0.0) | (t == 1.0)] *= 2.0  # beyond a fill, not between two: a highlight is no mix
+        if allowed is not None:
+            gap[~(allowed[lo : lo + chunk, first] & allowed[lo : lo + chunk, second])] = np.inf
         best = gap.argmin(axis=1)
         rows = np.arange(len(best))
         along = t[rows, best]
@@ -313,6 +340,20 @@ def _mixes(rgb: np.ndarray, ends: np.ndarray, chunk: int = 4096) -> tuple[np.nda
         np.add.at(weights, (lo + rows, second[best]), along)
         distance[lo : lo + chunk] = gap[rows, best]
     return weights, distance
+
+
+def _grow(mask: np.ndarray, radius: int) -> np.ndarray:
+    """`mask` dilated by a (2 radius + 1)-pixel square, rows then columns."""
+    out = mask.copy()
+    for axis in (0, 1):
+        padded = np.pad(out, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)])
+        size = out.shape[axis]
+        out = np.any([np.take(padded, range(d, d + size), axis=axis) for d in range(2 * radius + 1)], axis=0)
+    return out
+
+
+def _rgb8(rgb: np.ndarray) -> np.ndarray:
+    return np.asarray(np.rint(np.clip(rgb * 255.0, 0.0, 255.0)).astype(np.uint8))
 
 
 def palette_lock(frame: Frame, palette: Palette, lock: PaletteLock = PaletteLock()) -> Frame:
@@ -328,23 +369,26 @@ def palette_lock(frame: Frame, palette: Palette, lock: PaletteLock = PaletteLock
     if drifted is None:
         return frame
     home = palette.colours
-    moved = lab
-    if np.abs(home - drifted).max() > 1e-9:
-        # Shifting a mix of two drifted fills by the same mix of their shifts gives the mix of the true
-        # fills: an anti-aliased edge comes back exactly when the shifts are taken where it was blended.
-        rgb, ends = colours / 255.0, oklab_to_srgb(drifted)
-        weights, distance = _mixes(rgb, ends)
-        trust = np.clip(2.0 - distance / lock.mix, 0.0, 1.0)  # 1 within `mix`, fading to 0 at twice that
-        rgb = rgb + trust[:, None] * (weights @ (oklab_to_srgb(home) - ends))
-        moved = np.asarray(np.cbrt(srgb_to_linear(np.clip(rgb, 0.0, 1.0)) @ _OK_M1.T) @ _OK_M2.T)
-    index, dist = _nearest(moved, home)
-    pull = np.clip(2.0 - dist / lock.snap, 0.0, 1.0)[:, None]  # 1 within snap, fading to 0 at twice snap
-    moved += (home[index] - moved) * pull
-
-    out = oklab_to_rgb8(moved)
-    unchanged = np.all(np.abs(moved - lab) < 1e-9, axis=1)
-    out[unchanged] = colours[unchanged]  # no round trip through float for colours the lock left alone
-    return np.asarray(out[inverse])
+    rgb, ends = colours / 255.0, oklab_to_srgb(drifted)
+    shift = oklab_to_srgb(home) - ends  # (K, 3), in sRGB-encoded values like the blends
+    # A fill's own colours (and its noise) move with it, colour by colour.
+    gap = _distances(rgb, ends)
+    fill = gap.argmin(axis=1)
+    own = gap[np.arange(len(rgb)), fill] <= lock.mix / 2
+    out = _rgb8(rgb + own[:, None] * shift[fill])[inverse]
+    if np.abs(shift).max() <= 1e-9:
+        return np.asarray(out)
+    # Every other pixel as a mix of the fills painted within two pixels of it: shifting a mix of two
+    # drifted fills by that mix of their shifts gives the mix of the true fills, so an anti-aliased
+    # edge comes back as it was blended; a colour no nearby mix explains (a highlight) stays.
+    edge = ~own[inverse]
+    labels = np.where(own, fill, -1)[inverse]
+    near = np.stack([_grow(labels == k, 2)[edge] for k in range(len(home))], axis=-1)  # (edge pixels, K)
+    x = rgb[inverse[edge]]
+    weights, distance = _mixes(x, ends, near)
+    trust = np.clip(2.0 - distance / lock.mix, 0.0, 1.0)  # 1 within `mix`, fading to 0 at twice that
+    out[edge] = _rgb8(x + trust[:, None] * (weights @ shift))
+    return np.asarray(out)
 
 
 # ----------------------------------------------------------------------------------- measuring it
