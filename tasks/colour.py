@@ -378,8 +378,9 @@ def _first_line(error: Exception) -> str:
 class OcioTransform(BaseModel):
     """A show's OpenColorIO transform: its config file and what to apply from it to the frames.
 
-    `input` is the frames' colour space (default: the config's `default` role). Then a `look`, a
-    `display` with its `view`, an `output` colour space, or a look followed by either of the others.
+    `input` is the frames' colour space (default: what the config's file rules say of a PNG, which is
+    its `default` role when it has no rules). Then a `look`, a `display` with its `view`, an `output`
+    colour space, or a look followed by either of the others.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -422,13 +423,12 @@ class OcioLook:
             config = ocio.Config.CreateFromFile(str(spec.config))
         except (ocio.Exception, ocio.ExceptionMissingFile) as e:
             raise ColourError(f"{where}: not a usable OCIO config ({_first_line(e)})") from None
-        source = spec.input or config.getRoleColorSpace("default")
-        if not source:
-            raise ColourError(f"{where}: input: the config has no 'default' role; name the frames' colour space")
         spaces = [c.getName() for c in config.getColorSpaces()]
-        for field, name in (("input", source), ("output", spec.output)):
+        for field, name in (("input", spec.input), ("output", spec.output)):
             if name is not None and config.getColorSpace(name) is None:
                 raise ColourError(f"{where}: {field}: no colour space {name!r} (known: {', '.join(spaces)})")
+        # Unnamed, the frames are what the config's file rules make of a PNG (its 'default' role if no rule).
+        source = config.getCanonicalName(spec.input or config.getColorSpaceFromFilepath("frame.png")[0])
         if spec.display is not None:
             displays = list(config.getDisplays())
             if spec.display not in displays:

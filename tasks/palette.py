@@ -190,7 +190,7 @@ def _founders(lab: np.ndarray, rgb: np.ndarray, counts: np.ndarray, merge: float
     flat = np.ravel_multi_index(tuple(cell.T), shape)
     hist = np.bincount(flat, weights=counts, minlength=int(np.prod(shape))).reshape(shape)
     shifts = [tuple(d - 1 for d in shift) for shift in np.ndindex(3, 3, 3)]
-    density = sum(np.roll(hist, shift, axis=(0, 1, 2)) for shift in shifts)
+    density = np.sum([np.roll(hist, shift, axis=(0, 1, 2)) for shift in shifts], axis=0)
     peak = np.max([np.roll(hist, shift, axis=(0, 1, 2)) for shift in shifts], axis=0) <= hist
     occupied = np.unique(flat)
     # A peak holds a quarter of the floor itself: spread-out noise (a photograph, grain) has no paints.

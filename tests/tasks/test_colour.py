@@ -1,22 +1,29 @@
-"""Show LUTs: strict .cube parsing, exact identity, known transforms, and the baked path agreeing bit for bit."""
+"""Show looks: strict .cube parsing, exact identity, known transforms, the baked path agreeing bit for bit,
+ffmpeg's own LUT filters agreeing; OpenColorIO transforms from a config the test writes; the stylize order."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from tasks.colour import (
     BakedLut,
+    ColourError,
     Lut,
     LutError,
+    OcioLook,
+    OcioTransform,
     Stylize,
     Stylizer,
     apply_lut,
     identity_table,
     lut_hash,
     read_cube,
+    stylize_identity,
     table_from_function,
     warm_look,
     warm_look_table,
@@ -254,3 +261,224 @@ def test_stylizer_loads_the_lut_once_and_bakes_when_it_pays(tmp_path: Path) -> N
     np.testing.assert_array_equal(small(frame), big(frame))
     with pytest.raises(LutError, match=r"missing\.cube: LUT file not found"):
         Stylizer(Stylize(lut=tmp_path / "missing.cube"))
+
+
+# ------------------------------------------------------------------------------------- ffmpeg agrees
+
+
+def _ffmpeg_filter(frame: np.ndarray, vf: str) -> np.ndarray:
+    """`frame` through an ffmpeg video filter, as raw RGB in and out (ffmpeg is the independent judge)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    h, w = frame.shape[:2]
+    run = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+         "-s", f"{w}x{h}", "-i", "pipe:", "-vf", vf, "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"],
+        input=frame.tobytes(), capture_output=True, check=True,
+    )
+    return np.frombuffer(run.stdout, np.uint8).reshape(frame.shape)
+
+
+@pytest.mark.parametrize(
+    ("name", "table", "interp"),
+    [
+        ("warm", warm_look_table(9), "trilinear"),
+        ("warm", warm_look_table(9), "tetrahedral"),  # ffmpeg's default
+        ("curves", table_from_function(lambda x: np.stack([x[..., 0] ** 2, np.sqrt(x[..., 1]), 0.5 * x[..., 2] + 0.4 * x[..., 0]], -1), 17), "trilinear"),
+        ("gamma", table_from_function(lambda x: x**0.6, 1024, dims=1), "linear"),
+    ],
+)
+def test_cube_matches_ffmpeg_lut_filters_within_one_level(tmp_path: Path, name: str, table: np.ndarray, interp: str) -> None:
+    path = write_cube(tmp_path / f"{name}.cube", table)
+    lut = read_cube(path)
+    frame = _ramp_frame()
+    ffmpeg = _ffmpeg_filter(frame, f"lut{lut.dims}d=file={path}:interp={interp}")
+    assert np.abs(ffmpeg.astype(int) - apply_lut(frame, lut)).max() <= 1
+
+
+# ---------------------------------------------------------------------------------------- OpenColorIO
+
+_OCIO_CONFIG = """ocio_profile_version: 2
+
+search_path: luts
+strictparsing: true
+roles:
+  default: srgb
+  scene_linear: linear
+displays:
+  sRGB:
+    - !<View> {name: Raw, colorspace: srgb}
+    - !<View> {name: Show, colorspace: srgb, looks: warm}
+looks:
+  - !<Look>
+    name: warm
+    process_space: srgb
+    transform: !<FileTransform> {src: warm.cube, interpolation: linear}
+colorspaces:
+  - !<ColorSpace>
+    name: srgb
+    to_scene_reference: !<ExponentWithLinearTransform> {gamma: 2.4, offset: 0.055}
+  - !<ColorSpace>
+    name: linear
+"""
+
+
+def _show_config(folder: Path, table: np.ndarray | None = None) -> Path:
+    """A small OCIO config: sRGB and linear colour spaces, a `warm` look from a .cube, an sRGB display."""
+    write_cube(folder / "luts" / "warm.cube", warm_look_table(9) if table is None else table)
+    config = folder / "show.ocio"
+    config.write_text(_OCIO_CONFIG)
+    return config
+
+
+def test_ocio_look_agrees_with_the_same_cube_applied_directly(tmp_path: Path) -> None:
+    config = _show_config(tmp_path)
+    frame = _ramp_frame()
+    direct = apply_lut(frame, read_cube(tmp_path / "luts" / "warm.cube"))
+    look = OcioLook(OcioTransform(config=config, look="warm"))
+    assert np.abs(look(frame).astype(int) - direct).max() <= 1
+    view = OcioLook(OcioTransform(config=config, display="sRGB", view="Show"))  # the view carries the look
+    np.testing.assert_array_equal(view(frame), look(frame))
+    assert view.identity["processor"] == look.identity["processor"]  # same operations, same identity
+    raw = OcioLook(OcioTransform(config=config, display="sRGB", view="Raw"))
+    np.testing.assert_array_equal(raw(frame), frame)
+    assert raw.identity["input"] == "srgb"  # the config's default role
+
+
+def test_ocio_colour_space_conversion_decodes_srgb(tmp_path: Path) -> None:
+    from tasks.palette import linear_to_srgb, srgb_to_linear
+
+    config = _show_config(tmp_path)
+    to_linear = OcioLook(OcioTransform(config=config, input="srgb", output="linear"))
+    frame = _ramp_frame()
+    assert np.abs(to_linear(frame).astype(int) - np.rint(srgb_to_linear(frame / 255.0) * 255.0)).max() <= 1
+    # With file rules saying PNGs hold linear light, an unnamed input is linear.
+    rules = "file_rules:\n  - !<Rule> {name: PNG, extension: png, pattern: '*', colorspace: linear}\n"
+    rules += "  - !<Rule> {name: Default, colorspace: srgb}\n\n"
+    ruled = tmp_path / "rules.ocio"
+    ruled.write_text(_OCIO_CONFIG.replace("  default: srgb\n", "").replace("displays:", rules + "displays:"))
+    to_srgb = OcioLook(OcioTransform(config=ruled, output="srgb"))
+    assert to_srgb.identity["input"] == "linear"
+    assert np.abs(to_srgb(frame).astype(int) - np.rint(linear_to_srgb(frame / 255.0) * 255.0)).max() <= 1
+
+
+def test_ocio_identity_follows_the_lut_files_content(tmp_path: Path) -> None:
+    config = _show_config(tmp_path)
+    spec = OcioTransform(config=config, look="warm")
+    first = OcioLook(spec).identity["processor"]
+    assert OcioLook(spec).identity["processor"] == first  # reloaded unchanged
+    write_cube(tmp_path / "luts" / "warm.cube", warm_look_table(9) * 0.9)  # same config, edited LUT
+    assert OcioLook(spec).identity["processor"] != first
+
+
+def test_ocio_transform_needs_a_target_and_a_view_with_its_display() -> None:
+    for bad, message in (
+        ({}, "name a look, a display and view, or an output colour space"),
+        ({"display": "sRGB"}, "display and view go together"),
+        ({"display": "sRGB", "view": "Raw", "output": "linear"}, "not both"),
+        ({"look": "warm", "gamma": 2}, "Extra inputs are not permitted"),
+    ):
+        with pytest.raises(ValidationError, match=message):
+            OcioTransform(config=Path("show.ocio"), **bad)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"look": "cold"}, r"show\.ocio: cannot build the transform \(.*'cold'"),
+        ({"display": "P3", "view": "Raw"}, r"show\.ocio: display: no display 'P3' \(known: sRGB\)"),
+        ({"display": "sRGB", "view": "Film"}, r"show\.ocio: view: display 'sRGB' has no view 'Film' \(known: Raw, Show\)"),
+        ({"input": "acescg", "look": "warm"}, r"show\.ocio: input: no colour space 'acescg' \(known: srgb, linear\)"),
+        ({"output": "rec709"}, r"show\.ocio: output: no colour space 'rec709'"),
+    ],
+)
+def test_ocio_mistakes_are_one_line_naming_the_config(tmp_path: Path, spec: dict[str, str], message: str) -> None:
+    config = _show_config(tmp_path)
+    with pytest.raises(ColourError, match=message) as info:
+        OcioLook(OcioTransform(config=config, **spec))
+    assert "\n" not in str(info.value)
+
+
+def test_unusable_ocio_configs_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ColourError, match=r"missing\.ocio: OCIO config not found"):
+        OcioLook(OcioTransform(config=tmp_path / "missing.ocio", look="warm"))
+    broken = tmp_path / "broken.ocio"
+    broken.write_text("ocio_profile_version: 2\ncolorspaces: [\n")
+    with pytest.raises(ColourError, match=r"broken\.ocio: not a usable OCIO config \(") as info:
+        OcioLook(OcioTransform(config=broken, look="warm"))
+    assert "\n" not in str(info.value)
+    config = _show_config(tmp_path)
+    (tmp_path / "luts" / "warm.cube").unlink()
+    with pytest.raises(ColourError, match=r"show\.ocio: cannot build the transform \(.*warm\.cube"):
+        OcioLook(OcioTransform(config=config, look="warm"))
+
+
+# -------------------------------------------------------------------------------------------- stylize
+
+
+def test_stylizer_locks_the_palette_then_applies_the_lut_then_ocio(tmp_path: Path) -> None:
+    from tasks.palette import key_palette, palette_lock, tone_drift
+    from tasks.synthetic import draw_frame, make_character
+    from tooncrafter_model.frames import write_frame
+
+    ch = make_character(0)
+    a, b = (draw_frame(s, width=128, height=80, character=ch) for s in (0.0, 1.0))
+    keys = (write_frame(tmp_path / "a.png", a), write_frame(tmp_path / "b.png", b))
+    inbetween = tone_drift(draw_frame(0.5, width=128, height=80, character=ch), 10.0, 0.04)
+    lut_path = write_cube(tmp_path / "grade.cube", table_from_function(lambda x: x[..., ::-1], 9))  # swaps r and b
+    config = _show_config(tmp_path)
+    cfg = Stylize(lut=lut_path, palette_lock=True, ocio=OcioTransform(config=config, look="warm"))
+    stylize = Stylizer(cfg)
+    locked = palette_lock(inbetween, key_palette(a, b))
+    expected = OcioLook(cfg.ocio)(apply_lut(locked, read_cube(lut_path)))  # type: ignore[arg-type]
+    np.testing.assert_array_equal(stylize(inbetween, keys), expected)
+    np.testing.assert_array_equal(stylize(a), OcioLook(cfg.ocio)(apply_lut(a, read_cube(lut_path))))  # type: ignore[arg-type]
+    plain = Stylizer(Stylize(lut=lut_path))
+    np.testing.assert_array_equal(plain(inbetween, keys), apply_lut(inbetween, read_cube(lut_path)))  # lock off
+
+
+def test_stylize_identity_is_empty_unless_asked_and_follows_content(tmp_path: Path) -> None:
+    assert stylize_identity(Stylize(lut=tmp_path / "any.cube")) == ({}, {})  # versions made before keep their keys
+    key, record = stylize_identity(Stylize(palette_lock=True))
+    assert key == record and key["palette_lock"]["space"] == "oklab"
+    config = _show_config(tmp_path)
+    key, record = stylize_identity(Stylize(ocio=OcioTransform(config=config, look="warm")))
+    assert "config" not in key["ocio"] and record["ocio"]["config"] == str(config)
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "luts", moved / "luts")
+    assert stylize_identity(Stylize(ocio=OcioTransform(config=_show_config(moved), look="warm")))[0] == key
+
+
+# ----------------------------------------------------------------------------------- shot list schema
+
+
+def test_shot_list_colour_block_merges_defaults_and_resolves_the_config(tmp_path: Path) -> None:
+    from tasks.shotlist import ShotListError, load_shotlist
+
+    _show_config(tmp_path / "ocio")
+    (tmp_path / "shots.yaml").write_text(
+        "defaults: {fps: 24, colour: {ocio: {config: ocio/show.ocio}}}\n"
+        "shots:\n"
+        "  - {code: sh010, source: a.mp4, colour: {palette_lock: true, ocio: {look: warm}}}\n"
+        "  - {code: sh020, source: a.mp4, colour: {ocio: {display: sRGB, view: Show}}}\n"
+    )
+    first, second = load_shotlist(tmp_path / "shots.yaml").shots
+    assert first.colour.palette_lock and not second.colour.palette_lock
+    assert first.colour.ocio == OcioTransform(config=tmp_path / "ocio" / "show.ocio", look="warm")
+    assert second.colour.ocio is not None and second.colour.ocio.view == "Show"
+    (tmp_path / "bad.yaml").write_text(
+        "shots:\n"
+        "  - {code: sh010, source: a.mp4, fps: 24, colour: {ocio: {config: show.ocio, display: sRGB}}}\n"
+        "  - {code: sh020, source: a.mp4, fps: 24, colour: {palette_lock: maybe}}\n"
+        "  - {code: sh030, source: a.mp4, fps: 24, colour: {ocio: {config: ../show.ocio, look: warm}}}\n"
+    )
+    with pytest.raises(ShotListError) as info:
+        load_shotlist(tmp_path / "bad.yaml")
+    lines = str(info.value).splitlines()
+    assert lines[0] == "bad.yaml: shots[0].colour.ocio: display and view go together: name both or neither".replace(
+        "bad.yaml", str(tmp_path / "bad.yaml")
+    )
+    assert lines[1].startswith(f"{tmp_path / 'bad.yaml'}: shots[1].colour.palette_lock: input should be a valid boolean")
+    assert lines[2].startswith(f"{tmp_path / 'bad.yaml'}: shots[2].colour.ocio: leaves the shot list's folder")

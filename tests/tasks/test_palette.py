@@ -53,7 +53,7 @@ def test_oklab_round_trips_every_grey_and_random_colours_exactly() -> None:
 
 def test_cielab_matches_published_srgb_values() -> None:
     lab = rgb8_to_cielab(np.array([[255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255], [128, 128, 128]], np.uint8))
-    expected = [[100, 0, 0], [53.24, 80.09, 67.20], [87.73, -86.18, 83.18], [32.30, 79.19, -107.86], [53.59, 0, 0]]
+    expected = np.array([[100, 0, 0], [53.24, 80.09, 67.20], [87.73, -86.18, 83.18], [32.30, 79.19, -107.86], [53.59, 0, 0]])
     np.testing.assert_allclose(lab, expected, atol=0.02)
     a = np.zeros((1, 2, 3), np.uint8)
     b = np.array([[[0, 0, 0], [255, 255, 255]]], np.uint8)
