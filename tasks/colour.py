@@ -364,6 +364,41 @@ def warm_look_table(size: int = 33) -> np.ndarray:
     return table_from_function(warm_look, size)
 
 
+_EXAMPLE_OCIO = """ocio_profile_version: 2
+
+search_path: luts
+strictparsing: true
+roles:
+  default: srgb
+  scene_linear: linear
+displays:
+  sRGB:
+    - !<View> {name: Raw, colorspace: srgb}
+    - !<View> {name: Show, colorspace: srgb, looks: warm}
+looks:
+  - !<Look>
+    name: warm
+    process_space: srgb
+    transform: !<FileTransform> {src: warm.cube, interpolation: linear}
+colorspaces:
+  - !<ColorSpace>
+    name: srgb
+    to_scene_reference: !<ExponentWithLinearTransform> {gamma: 2.4, offset: 0.055}
+  - !<ColorSpace>
+    name: linear
+"""
+
+
+def write_example_ocio(folder: str | os.PathLike[str], table: np.ndarray | None = None) -> Path:
+    """A small OCIO config in `folder/show.ocio`: colour spaces `srgb` (the default) and `linear`, a look
+    `warm` read from `folder/luts/warm.cube` (`table`, default `warm_look_table(9)`), and a display
+    `sRGB` with views `Raw` and `Show` (Show carries the look). For examples and tests."""
+    write_cube(Path(folder) / "luts" / "warm.cube", warm_look_table(9) if table is None else table)
+    config = Path(folder) / "show.ocio"
+    config.write_text(_EXAMPLE_OCIO)
+    return config
+
+
 # --------------------------------------------------------------------------------------- OpenColorIO
 
 

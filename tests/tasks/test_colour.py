@@ -28,6 +28,7 @@ from tasks.colour import (
     warm_look,
     warm_look_table,
     write_cube,
+    write_example_ocio,
 )
 
 
@@ -300,41 +301,8 @@ def test_cube_matches_ffmpeg_lut_filters_within_one_level(tmp_path: Path, name: 
 
 # ---------------------------------------------------------------------------------------- OpenColorIO
 
-_OCIO_CONFIG = """ocio_profile_version: 2
-
-search_path: luts
-strictparsing: true
-roles:
-  default: srgb
-  scene_linear: linear
-displays:
-  sRGB:
-    - !<View> {name: Raw, colorspace: srgb}
-    - !<View> {name: Show, colorspace: srgb, looks: warm}
-looks:
-  - !<Look>
-    name: warm
-    process_space: srgb
-    transform: !<FileTransform> {src: warm.cube, interpolation: linear}
-colorspaces:
-  - !<ColorSpace>
-    name: srgb
-    to_scene_reference: !<ExponentWithLinearTransform> {gamma: 2.4, offset: 0.055}
-  - !<ColorSpace>
-    name: linear
-"""
-
-
-def _show_config(folder: Path, table: np.ndarray | None = None) -> Path:
-    """A small OCIO config: sRGB and linear colour spaces, a `warm` look from a .cube, an sRGB display."""
-    write_cube(folder / "luts" / "warm.cube", warm_look_table(9) if table is None else table)
-    config = folder / "show.ocio"
-    config.write_text(_OCIO_CONFIG)
-    return config
-
-
 def test_ocio_look_agrees_with_the_same_cube_applied_directly(tmp_path: Path) -> None:
-    config = _show_config(tmp_path)
+    config = write_example_ocio(tmp_path)
     frame = _ramp_frame()
     direct = apply_lut(frame, read_cube(tmp_path / "luts" / "warm.cube"))
     look = OcioLook(OcioTransform(config=config, look="warm"))
@@ -350,7 +318,7 @@ def test_ocio_look_agrees_with_the_same_cube_applied_directly(tmp_path: Path) ->
 def test_ocio_colour_space_conversion_decodes_srgb(tmp_path: Path) -> None:
     from tasks.palette import linear_to_srgb, srgb_to_linear
 
-    config = _show_config(tmp_path)
+    config = write_example_ocio(tmp_path)
     to_linear = OcioLook(OcioTransform(config=config, input="srgb", output="linear"))
     frame = _ramp_frame()
     assert np.abs(to_linear(frame).astype(int) - np.rint(srgb_to_linear(frame / 255.0) * 255.0)).max() <= 1
@@ -358,14 +326,14 @@ def test_ocio_colour_space_conversion_decodes_srgb(tmp_path: Path) -> None:
     rules = "file_rules:\n  - !<Rule> {name: PNG, extension: png, pattern: '*', colorspace: linear}\n"
     rules += "  - !<Rule> {name: Default, colorspace: srgb}\n\n"
     ruled = tmp_path / "rules.ocio"
-    ruled.write_text(_OCIO_CONFIG.replace("  default: srgb\n", "").replace("displays:", rules + "displays:"))
+    ruled.write_text((tmp_path / "show.ocio").read_text().replace("  default: srgb\n", "").replace("displays:", rules + "displays:"))
     to_srgb = OcioLook(OcioTransform(config=ruled, output="srgb"))
     assert to_srgb.identity["input"] == "linear"
     assert np.abs(to_srgb(frame).astype(int) - np.rint(linear_to_srgb(frame / 255.0) * 255.0)).max() <= 1
 
 
 def test_ocio_identity_follows_the_lut_files_content(tmp_path: Path) -> None:
-    config = _show_config(tmp_path)
+    config = write_example_ocio(tmp_path)
     spec = OcioTransform(config=config, look="warm")
     first = OcioLook(spec).identity["processor"]
     assert OcioLook(spec).identity["processor"] == first  # reloaded unchanged
@@ -395,7 +363,7 @@ def test_ocio_transform_needs_a_target_and_a_view_with_its_display() -> None:
     ],
 )
 def test_ocio_mistakes_are_one_line_naming_the_config(tmp_path: Path, spec: dict[str, str], message: str) -> None:
-    config = _show_config(tmp_path)
+    config = write_example_ocio(tmp_path)
     with pytest.raises(ColourError, match=message) as info:
         OcioLook(OcioTransform(config=config, **spec))
     assert "\n" not in str(info.value)
@@ -409,7 +377,7 @@ def test_unusable_ocio_configs_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(ColourError, match=r"broken\.ocio: not a usable OCIO config \(") as info:
         OcioLook(OcioTransform(config=broken, look="warm"))
     assert "\n" not in str(info.value)
-    config = _show_config(tmp_path)
+    config = write_example_ocio(tmp_path)
     (tmp_path / "luts" / "warm.cube").unlink()
     with pytest.raises(ColourError, match=r"show\.ocio: cannot build the transform \(.*warm\.cube"):
         OcioLook(OcioTransform(config=config, look="warm"))
@@ -428,7 +396,7 @@ def test_stylizer_locks_the_palette_then_applies_the_lut_then_ocio(tmp_path: Pat
     keys = (write_frame(tmp_path / "a.png", a), write_frame(tmp_path / "b.png", b))
     inbetween = tone_drift(draw_frame(0.5, width=128, height=80, character=ch), 10.0, 0.04)
     lut_path = write_cube(tmp_path / "grade.cube", table_from_function(lambda x: x[..., ::-1], 9))  # swaps r and b
-    config = _show_config(tmp_path)
+    config = write_example_ocio(tmp_path)
     cfg = Stylize(lut=lut_path, palette_lock=True, ocio=OcioTransform(config=config, look="warm"))
     stylize = Stylizer(cfg)
     locked = palette_lock(inbetween, key_palette(a, b))
@@ -443,12 +411,12 @@ def test_stylize_identity_is_empty_unless_asked_and_follows_content(tmp_path: Pa
     assert stylize_identity(Stylize(lut=tmp_path / "any.cube")) == ({}, {})  # versions made before keep their keys
     key, record = stylize_identity(Stylize(palette_lock=True))
     assert key == record and key["palette_lock"]["space"] == "oklab"
-    config = _show_config(tmp_path)
+    config = write_example_ocio(tmp_path)
     key, record = stylize_identity(Stylize(ocio=OcioTransform(config=config, look="warm")))
     assert "config" not in key["ocio"] and record["ocio"]["config"] == str(config)
     moved = tmp_path / "elsewhere"
     shutil.copytree(tmp_path / "luts", moved / "luts")
-    assert stylize_identity(Stylize(ocio=OcioTransform(config=_show_config(moved), look="warm")))[0] == key
+    assert stylize_identity(Stylize(ocio=OcioTransform(config=write_example_ocio(moved), look="warm")))[0] == key
 
 
 # ----------------------------------------------------------------------------------- shot list schema
@@ -457,7 +425,7 @@ def test_stylize_identity_is_empty_unless_asked_and_follows_content(tmp_path: Pa
 def test_shot_list_colour_block_merges_defaults_and_resolves_the_config(tmp_path: Path) -> None:
     from tasks.shotlist import ShotListError, load_shotlist
 
-    _show_config(tmp_path / "ocio")
+    write_example_ocio(tmp_path / "ocio")
     (tmp_path / "shots.yaml").write_text(
         "defaults: {fps: 24, colour: {ocio: {config: ocio/show.ocio}}}\n"
         "shots:\n"
