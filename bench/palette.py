@@ -18,6 +18,10 @@ truth, per pixel, averaged over the pixels named by `pixels`:
   keyframes cut from a rough animation video do; the truth is the decoded in-between.
 
 One JSON line per case and drift, then one line of speed at 1024x576.
+
+Palette lock is for shots whose keyframes share their paint. One Lottie triplet (`adrock_n111`) darkens
+from one keyframe to the other (a fade): its true middle sits between two palettes, so the lock moves it,
+and that triplet alone makes the `lottie` case's change on clean frames (the other eleven: none).
 """
 
 from __future__ import annotations

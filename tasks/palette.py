@@ -344,11 +344,14 @@ def _mixes(
 
 def _grow(mask: np.ndarray, radius: int) -> np.ndarray:
     """`mask` dilated by a (2 radius + 1)-pixel square, rows then columns."""
-    out = mask.copy()
+    out = mask
     for axis in (0, 1):
-        padded = np.pad(out, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)])
+        padded = np.moveaxis(np.pad(out, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)]), axis, 0)
         size = out.shape[axis]
-        out = np.any([np.take(padded, range(d, d + size), axis=axis) for d in range(2 * radius + 1)], axis=0)
+        grown = padded[:size].copy()
+        for d in range(1, 2 * radius + 1):
+            grown |= padded[d : d + size]
+        out = np.moveaxis(grown, 0, axis)
     return out
 
 
