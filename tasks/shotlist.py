@@ -78,6 +78,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from tasks.colour import OcioTransform
+from tasks.editorial import CUT_SUFFIXES, CutError, Edit, read_cut, sidecar_of
 from tooncrafter_model.backend import BACKENDS, check_params
 
 
@@ -247,6 +248,7 @@ class Shot(_Model):
     output: ListPath | None = None
     priority: int = 0
     sketches: tuple[KeyImage, ...] = ()  # sketch guidance (toon): drawings of in-between frames
+    edit: Edit | None = None  # where the shot sat in the cut it was read from (tasks/editorial.py)
 
     # Set by load_shotlist, so per-shot errors at detect time can name the file and the field.
     _origin: str = PrivateAttr(default="")  # "shots.yaml: shots[1]" or "shots.csv: line 3"
@@ -429,14 +431,18 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_yaml(name: str, text: str) -> tuple[dict[str, Any], list[Any]]:
+def _parse_yaml(name: str, text: str) -> Any:
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         raise ShotListError(f"{name}: {at}YAML syntax error: {problem}") from None
+
+
+def _read_yaml(name: str, text: str) -> tuple[dict[str, Any], list[Any]]:
+    data = _parse_yaml(name, text)
     if not isinstance(data, dict):
         got = "an empty file" if data is None else type(data).__name__
         raise ShotListError(f"{name}: must be a mapping with a 'shots' list (got {got})")
@@ -445,6 +451,22 @@ def _read_yaml(name: str, text: str) -> tuple[dict[str, Any], list[Any]]:
     except ValidationError as exc:
         raise ShotListError("\n".join(_lines(exc, lambda loc: f"{name}: {_loc(loc)}"))) from None
     return top.defaults or {}, top.shots
+
+
+class _Sidecar(_Model):
+    defaults: dict[str, Any]
+
+
+def _read_defaults(name: str, text: str) -> dict[str, Any]:
+    """A cut's sidecar: a mapping holding only `defaults:`."""
+    data = _parse_yaml(name, text)
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else type(data).__name__
+        raise ShotListError(f"{name}: must be a mapping with a 'defaults' block (got {got})")
+    try:
+        return _Sidecar.model_validate(data).defaults
+    except ValidationError as exc:
+        raise ShotListError("\n".join(_lines(exc, lambda loc: f"{name}: {_loc(loc)}"))) from None
 
 
 _CSV_COLUMNS = ("code", "source", "fps", "show", "sequence", "prompt", "backend", "seed", "inbetweens",
@@ -482,6 +504,29 @@ def _read_csv(name: str, text: str) -> tuple[list[Any], list[int]]:
     return shots, lines
 
 
+def _read_cut(
+    name: str, text: str, suffix: str, file: Path, context: dict[str, Any]
+) -> tuple[dict[str, Any], list[Any], list[str]]:
+    """A cut's defaults (from its sidecar, validated there), its clips as shot rows, and their labels."""
+    sidecar = sidecar_of(file)
+    defaults: dict[str, Any] = {}
+    if sidecar.is_file():
+        try:
+            side = sidecar.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ShotListError(f"{sidecar}: cannot read the cut's defaults: {exc}") from None
+        defaults = _read_defaults(str(sidecar), side)
+        try:
+            _Defaults.model_validate(defaults, context=context)
+        except ValidationError as exc:
+            raise ShotListError("\n".join(_lines(exc, lambda loc: f"{sidecar}: {_loc(loc)}", ("defaults",)))) from None
+    try:
+        cut = read_cut(name, text, suffix, file.resolve().parent, defaults.get("fps"))
+    except CutError as exc:
+        raise ShotListError(str(exc)) from None
+    return defaults, list(cut.shots), cut.labels
+
+
 def _as_written(loc: tuple[int | str, ...], raw: dict[str, Any]) -> tuple[int | str, ...]:
     """Drop the implied `video`/`images` step from an error's location when the source used the shorthand."""
     if loc[2:4] in (("source", "video"), ("source", "images")) and not isinstance(raw.get("source"), dict):
@@ -494,8 +539,8 @@ def load_shotlist(path: str | os.PathLike[str], *, allow_outside_root: bool = Fa
     name = os.fspath(path)
     file = Path(path)
     suffix = file.suffix.lower()
-    if suffix not in (".yaml", ".yml", ".csv"):
-        raise ShotListError(f"{name}: a shot list must be a .yaml, .yml or .csv file")
+    if suffix not in (".yaml", ".yml", ".csv", *CUT_SUFFIXES):
+        raise ShotListError(f"{name}: a shot list must be a .yaml, .yml, .csv, .otio or .edl file")
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -504,7 +549,16 @@ def load_shotlist(path: str | os.PathLike[str], *, allow_outside_root: bool = Fa
     root = file.resolve().parent
     context = {"root": root, "allow_outside_root": allow_outside_root}
 
-    if suffix == ".csv":
+    if suffix in CUT_SUFFIXES:
+        defaults, raw_shots, labels = _read_cut(name, text, suffix, file, context)
+        sep = ": "
+
+        def label(i: int) -> str:
+            return labels[i]
+
+        def where(loc: tuple[int | str, ...]) -> str:
+            return f"{name}: {label(int(loc[1]))}" + (f": {_loc(loc[2:])}" if loc[2:] else "")
+    elif suffix == ".csv":
         raw_shots, csv_lines = _read_csv(name, text)
         defaults: dict[str, Any] = {}
         sep = ": "

@@ -237,7 +237,7 @@ def test_unreadable_files_and_unknown_formats(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
     with pytest.raises(ShotListError, match=r"nope.yaml: cannot read shot list: No such file or directory$"):
         load_shotlist(missing)
-    with pytest.raises(ShotListError, match=r"shots.json: a shot list must be a .yaml, .yml or .csv file$"):
+    with pytest.raises(ShotListError, match=r"shots.json: a shot list must be a .yaml, .yml, .csv, .otio or .edl file$"):
         load_shotlist(tmp_path / "shots.json")
     binary = tmp_path / "shots.yml"
     binary.write_bytes(b"\xff\xfe\x00bad")
