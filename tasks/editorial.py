@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 CUT_SUFFIXES = (".otio", ".edl")
-_TIMECODE = re.compile(r"^\s*timecode\s*:\s*(\d\d:\d\d:\d\d[:;]\d\d)\s*$", re.M)
+_TIMECODE = re.compile(r"^\s*timecode\s*:\s*(\d\d:\d\d:\d\d[:;]\d\d)\s*$", re.M | re.I)  # MOV, MP4: timecode; MKV: TIMECODE
 
 
 class CutError(ValueError):

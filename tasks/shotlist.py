@@ -560,7 +560,7 @@ def load_shotlist(path: str | os.PathLike[str], *, allow_outside_root: bool = Fa
             return f"{name}: {label(int(loc[1]))}" + (f": {_loc(loc[2:])}" if loc[2:] else "")
     elif suffix == ".csv":
         raw_shots, csv_lines = _read_csv(name, text)
-        defaults: dict[str, Any] = {}
+        defaults = {}
         sep = ": "
 
         def label(i: int) -> str:
