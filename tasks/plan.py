@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from tasks.detect import DetectConfig, MediaError, ShotPlan, detect_shot
 from tasks.shotlist import load_shotlist
@@ -13,13 +15,14 @@ def plan_shots(
     store: str | os.PathLike[str],
     *,
     allow_outside_root: bool = False,
+    defaults: Mapping[str, Any] | None = None,
     config: DetectConfig = DetectConfig(),
 ) -> tuple[list[ShotPlan], list[tuple[str, str]]]:
     """Detect every shot of the list in render order; returns the plans and (shot id, error) failures.
 
     A malformed shot list raises ShotListError: nothing in it can be trusted.
     """
-    shots = load_shotlist(shotlist, allow_outside_root=allow_outside_root)
+    shots = load_shotlist(shotlist, allow_outside_root=allow_outside_root, defaults=defaults)
     plans: list[ShotPlan] = []
     failures: list[tuple[str, str]] = []
     for shot in shots.ordered():

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     toon_sketch_checkpoint: Path | None = Field(None, description="ToonCrafter sketch_encoder.ckpt (sketch guidance)")
     toon_dtype: str = Field("fp32", pattern="^(fp32|fp16|bf16)$", description="ToonCrafter precision on GPUs")
     allow_outside_root: bool = Field(False, description="let a shot list reach files outside its folder")
+    shot_defaults: dict[str, Any] = Field(
+        default_factory=dict, description="defaults for every shot list's shots, under the list's own (--default)"
+    )
     backend_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="extra construction settings per backend, e.g. {toon: {fit: crop}}"
     )

@@ -56,7 +56,7 @@ import io
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -505,9 +505,9 @@ def _read_csv(name: str, text: str) -> tuple[list[Any], list[int]]:
 
 
 def _read_cut(
-    name: str, text: str, suffix: str, file: Path, context: dict[str, Any]
+    name: str, text: str, suffix: str, file: Path, context: dict[str, Any], given: dict[str, Any]
 ) -> tuple[dict[str, Any], list[Any], list[str]]:
-    """A cut's defaults (from its sidecar, validated there), its clips as shot rows, and their labels."""
+    """A cut's defaults (`given`, then its sidecar's, validated there), its clips as shot rows, and their labels."""
     sidecar = sidecar_of(file)
     defaults: dict[str, Any] = {}
     if sidecar.is_file():
@@ -520,6 +520,7 @@ def _read_cut(
             _Defaults.model_validate(defaults, context=context)
         except ValidationError as exc:
             raise ShotListError("\n".join(_lines(exc, lambda loc: f"{sidecar}: {_loc(loc)}", ("defaults",)))) from None
+    defaults = _merge(given, defaults)
     try:
         cut = read_cut(name, text, suffix, file.resolve().parent, defaults.get("fps"))
     except CutError as exc:
@@ -534,8 +535,11 @@ def _as_written(loc: tuple[int | str, ...], raw: dict[str, Any]) -> tuple[int | 
     return loc
 
 
-def load_shotlist(path: str | os.PathLike[str], *, allow_outside_root: bool = False) -> ShotList:
-    """Read and validate a YAML or CSV shot list; raise ShotListError (one line per problem) if it is bad."""
+def load_shotlist(
+    path: str | os.PathLike[str], *, allow_outside_root: bool = False, defaults: Mapping[str, Any] | None = None
+) -> ShotList:
+    """Read and validate a YAML, CSV, OTIO or EDL shot list; raise ShotListError (one line per problem) if
+    it is bad. `defaults` (the command line's) fill what the list's own defaults leave unset."""
     name = os.fspath(path)
     file = Path(path)
     suffix = file.suffix.lower()
@@ -548,9 +552,14 @@ def load_shotlist(path: str | os.PathLike[str], *, allow_outside_root: bool = Fa
         raise ShotListError(f"{name}: cannot read shot list: {reason}") from None
     root = file.resolve().parent
     context = {"root": root, "allow_outside_root": allow_outside_root}
+    given = dict(defaults or {})
+    try:
+        _Defaults.model_validate(given, context=context)
+    except ValidationError as exc:
+        raise ShotListError("\n".join(_lines(exc, lambda loc: f"{name}: --default {_loc(loc)}"))) from None
 
     if suffix in CUT_SUFFIXES:
-        defaults, raw_shots, labels = _read_cut(name, text, suffix, file, context)
+        defaults, raw_shots, labels = _read_cut(name, text, suffix, file, context, given)
         sep = ": "
 
         def label(i: int) -> str:
@@ -560,7 +569,7 @@ def load_shotlist(path: str | os.PathLike[str], *, allow_outside_root: bool = Fa
             return f"{name}: {label(int(loc[1]))}" + (f": {_loc(loc[2:])}" if loc[2:] else "")
     elif suffix == ".csv":
         raw_shots, csv_lines = _read_csv(name, text)
-        defaults = {}
+        defaults = given
         sep = ": "
 
         def label(i: int) -> str:
@@ -585,6 +594,7 @@ def load_shotlist(path: str | os.PathLike[str], *, allow_outside_root: bool = Fa
             _Defaults.model_validate(defaults, context=context)
         except ValidationError as exc:
             raise ShotListError("\n".join(_lines(exc, where, ("defaults",)))) from None
+        defaults = _merge(given, defaults)
 
     shots: list[Shot] = []
     errors: list[str] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from prefect import State, Task, get_run_logger, task
 from prefect.client.schemas.objects import TaskRun
@@ -30,9 +31,11 @@ progress = logging.getLogger("toonfarm.progress")
 
 
 @task(name="load-shot-list", cache_policy=NO_CACHE)
-def load_shots(shotlist: str, allow_outside_root: bool, only: list[str] | None = None) -> list[Shot]:
+def load_shots(
+    shotlist: str, allow_outside_root: bool, only: list[str] | None = None, defaults: dict[str, Any] | None = None
+) -> list[Shot]:
     """The shot list's shots in render order (rush shots first); `only` keeps the shots with those ids."""
-    return load_shotlist(shotlist, allow_outside_root=allow_outside_root).select(only)
+    return load_shotlist(shotlist, allow_outside_root=allow_outside_root, defaults=defaults).select(only)
 
 
 @task(name="detect", task_run_name="detect {shot.id}", cache_policy=NO_CACHE)

@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 from pydantic import ValidationError
 
 from tasks.settings import Settings
 
-ShotListArg = Annotated[Path, typer.Argument(help="Shot list: a .yaml or .csv file.", show_default=False)]
+ShotListArg = Annotated[
+    Path, typer.Argument(help="Shot list: a .yaml or .csv file, or an editorial cut (.otio, .edl).", show_default=False)
+]
 OutputRootOpt = Annotated[
     Path | None, typer.Option("--output-root", "-o", help="Where renders, versions and the default shot DB go.")
 ]
@@ -28,8 +31,39 @@ AllowOutsideOpt = Annotated[
     bool | None, typer.Option("--allow-outside-root", help="Let the shot list use files outside its folder.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+DefaultOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--default", "-D", metavar="KEY=VALUE",
+        help="A default for every shot, under the list's own defaults (repeatable): fps=24, render.seed=3.",
+    ),
+]
 
 _CLI_NAMES = {"gpus_per_actor": "actor_gpus"}
+
+
+def parse_defaults(pairs: list[str] | None) -> dict[str, Any] | None:
+    """`--default` values as nested shot fields: `render.seed=3` -> {"render": {"seed": 3}}; each value
+    read as YAML (24 is a number, true a flag, [a, b] a list). None when none were given."""
+    if not pairs:
+        return None
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--default expects KEY=VALUE, got {pair!r}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ValueError(f"--default {key}: not a value: {text!r}") from None
+        *parents, last = key.strip().split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--default {key}: {part} is given a value and fields at once")
+        node[last] = value
+    return out
 
 
 def resolve_settings(**cli: Any) -> Settings:

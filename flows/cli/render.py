@@ -12,11 +12,13 @@ from flows.cli.options import (
     ActorsOpt,
     AllowOutsideOpt,
     DbOpt,
+    DefaultOpt,
     DeviceOpt,
     GpusOpt,
     OutputRootOpt,
     RayAddressOpt,
     ShotListArg,
+    parse_defaults,
     resolve_settings,
     runtime_defaults,
     serverless,
@@ -31,7 +33,7 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect'
 
 def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> int:
     """Render a shot list; print errors and the summary line; return the exit status (0 ok, 1 failures)."""
-    shots = load_shotlist(shotlist, allow_outside_root=settings.allow_outside_root)  # a bad list stops here
+    shots = load_shotlist(shotlist, allow_outside_root=settings.allow_outside_root, defaults=settings.shot_defaults)
     runtime_defaults(verbose=verbose)
     from flows.render_batch import render_batch  # imports Prefect, after its settings are chosen
 
@@ -57,12 +59,13 @@ def render(
     gpus_per_actor: GpusOpt = None,
     device: DeviceOpt = None,
     allow_outside_root: AllowOutsideOpt = None,
+    default: DefaultOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Render every shot of a shot list: new versions for what changed, nothing for what did not."""
     settings = resolve_settings(
         output_root=output_root, db=db, ray_address=ray_address, actors=actors, gpus_per_actor=gpus_per_actor,
-        device=device, allow_outside_root=allow_outside_root,
+        device=device, allow_outside_root=allow_outside_root, shot_defaults=parse_defaults(default),
     )
     raise typer.Exit(run_batch(shotlist, settings, verbose=verbose))
 

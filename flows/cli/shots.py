@@ -9,18 +9,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flows.cli.options import AllowOutsideOpt, JsonOpt, ShotListArg, resolve_settings
+from flows.cli.options import AllowOutsideOpt, DefaultOpt, JsonOpt, ShotListArg, parse_defaults, resolve_settings
 from tasks.plan import plan_shots
 
 app = typer.Typer()
 
 
 @app.command()
-def plan(shotlist: ShotListArg, json_out: JsonOpt = False, allow_outside_root: AllowOutsideOpt = None) -> None:
+def plan(
+    shotlist: ShotListArg, json_out: JsonOpt = False, allow_outside_root: AllowOutsideOpt = None, default: DefaultOpt = None
+) -> None:
     """Find each shot's cuts, held drawings and keyframe pairs (a dry run: nothing is rendered)."""
-    settings = resolve_settings(allow_outside_root=allow_outside_root)
+    settings = resolve_settings(allow_outside_root=allow_outside_root, shot_defaults=parse_defaults(default))
     with tempfile.TemporaryDirectory(prefix="toonfarm-plan-") as scratch:
-        plans, failures = plan_shots(shotlist, scratch, allow_outside_root=settings.allow_outside_root)
+        plans, failures = plan_shots(
+            shotlist, scratch, allow_outside_root=settings.allow_outside_root, defaults=settings.shot_defaults
+        )
     if json_out:
         doc: dict[str, object] = {"shots": [p.to_json() for p in plans]}
         if failures:

@@ -189,3 +189,24 @@ def test_malformed_edl_is_one_line(tmp_path: Path) -> None:
     _sidecar(cut, {"fps": 24})
     message = str(pytest.raises(ShotListError, load_shotlist, cut).value)
     assert message.startswith(f"{cut}: not a readable EDL cut (") and "\n" not in message
+
+
+def test_command_line_defaults_fill_what_the_sidecar_leaves(tmp_path: Path) -> None:
+    _rough(tmp_path / "rough" / "sh010.mkv")
+    stamped = _rough(tmp_path / "rough" / "sh020.mkv", timecode="01:00:00:00")
+    cut = tmp_path / "cut.edl"
+    cut.write_text(_EDL.format(stamped=stamped))
+    run = CliRunner().invoke(app, ["plan", str(cut), "--json", "-D", "fps=24", "--default", "render.seed=3"])
+    assert run.exit_code == 0, run.output
+    assert [p["code"] for p in json.loads(run.output)["shots"]] == ["sh010", "sh020"]
+    first = load_shotlist(cut, defaults={"fps": 24, "show": "cli", "render": {"seed": 3}}).shots[0]
+    assert (first.show, first.render.seed) == ("cli", 3)
+    _sidecar(cut, {"fps": 24, "show": "ep101"})  # the list's own defaults win
+    assert load_shotlist(cut, defaults={"show": "cli"}).shots[0].show == "ep101"
+    for args, message in (
+        (["-D", "fps=abc"], f"toonfarm: {cut}: --default fps: must be a positive number (got 'abc')"),
+        (["-D", "fps"], "toonfarm: --default expects KEY=VALUE, got 'fps'"),
+        (["-D", "backend=toon", "-D", "gamma=2"], f"toonfarm: {cut}: --default gamma: unknown field"),
+    ):
+        run = CliRunner().invoke(app, ["plan", str(cut), *args])
+        assert run.exit_code == 2 and run.output.strip() == message, run.output
