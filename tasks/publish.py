@@ -100,8 +100,9 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
 
     folder = shot_folder(done, settings)
     staging = folder / f".staging-{akey[:12]}-{uuid.uuid4().hex[:8]}"
-    palettes = [s.keys for s in sources]
-    outputs = assemble_shot([s.path for s in sources], fps, staging, shot.code, stylize=look, palettes=palettes, settings=encode)
+    outputs = assemble_shot(
+        [s.path for s in sources], fps, staging, shot.code, stylize=look, palettes=[s.keys for s in sources], settings=encode
+    )
     placed: list[Path] = []
 
     def place(number: int) -> VersionOutputs:
@@ -126,7 +127,8 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
                 session=s, shot=row, assembly_key=akey,
                 renders=[VersionPair(p.render_key, plan.pairs[p.index].a, plan.pairs[p.index].b) for p in done.work.pairs],
                 keyframes={k.frame: k.pixel_hash for k in plan.keyframes}, outputs=place, fps=float(fps),
-                settings={"lut": str(shot.lut) if shot.lut else None, "lut_sha256": lut_sha, "encode": encode.as_dict(), "colour": colour_record},
+                settings={"lut": str(shot.lut) if shot.lut else None, "lut_sha256": lut_sha, "encode": encode.as_dict(),
+                          "colour": colour_record},
                 flow_run_id=flow_run_id,
             )
             version, created = new.version.number, new.created

@@ -13,7 +13,7 @@ Schema (YAML)::
       colour:                 # default: neither
         palette_lock: true    # hold in-betweens to their keyframes' palette (before the LUT)
         ocio: {config: ocio/show.ocio, look: show}   # or display + view, or output; input: the
-                              #   frames' colour space (default: the config's 'default' role)
+                              #   frames' colour space (default: what its file rules say of a PNG)
       output: renders         # output folder for the shot; default none (the run's output root)
       priority: 0             # higher renders first (rush shots); default 0
     shots:
@@ -41,6 +41,11 @@ Schema (YAML)::
 the shot list's folder; a path that leaves that folder (after resolving symlinks and '..') is refused unless
 `allow_outside_root=True`. A shot's identity is `show/sequence/code`. Media files are not opened here: a
 missing or unreadable source is reported per shot at detect time, so one bad shot does not stop the others.
+
+A cut is a shot list too (`.otio`, `.edl`): one shot per clip, defaults from `CUT.otio.yaml` beside it;
+see tasks/editorial.py (the one place a media file is opened here: an EDL clip's file, for its start
+timecode). Its shots carry `edit`, their place in the cut. Defaults given to `load_shotlist`
+(the command line's `--default`) fill what the list's own defaults leave unset.
 
 CSV: one row per shot, a header row naming the columns `code,source,fps` and any of
 `show,sequence,prompt,backend,seed,inbetweens,lut,output,priority,start,end`; an empty cell means the default.
