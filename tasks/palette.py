@@ -14,7 +14,7 @@ work is done on the frame's distinct colours rather than its pixels (a flat cart
    is predicted by the affine OKLab map that takes the anchored ones home, then read from the
    in-between colours nearest that prediction;
 3. correction, in sRGB-encoded values, where renderers blend: a fill's own colours (its noise too) move
-   by its shift; every other pixel is read as the nearest mix of two fills painted within two pixels
+   by its shift; every other pixel is read as the nearest mix of two fills painted within `reach` pixels
    of it, and moves by that mix of their shifts, so an anti-aliased edge comes back as the mix of the
    true fills. A colour that no nearby mix explains (a highlight, something new) is left alone.
 
@@ -116,9 +116,6 @@ def _distinct(frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 # ------------------------------------------------------------------------------------------ the lock
 
-_EDGE_MIX = 0.02  # sRGB distance (1 = full scale) within which a keyframe colour is a mix of two paints
-
-
 @dataclass(frozen=True)
 class PaletteLock:
     """Palette lock's parameters (distances in OKLab units, where 0.01 is about one CIELAB ΔE).
@@ -130,6 +127,8 @@ class PaletteLock:
     merge: float = 0.02  # keyframe colours closer than this are one palette colour (video noise, dithering)
     capture: float = 0.12  # an in-between colour this close to a palette colour is that fill, drifted
     mix: float = 0.05  # a colour this close (sRGB, 1 = full scale) to a mix of two fills is that mix, drifted
+    reach: int = 2  # pixels around an edge pixel whose fills it may be a mix of
+    edge: float = 0.02  # a sparse keyframe colour this close (sRGB) to a mix of two paints is an edge, not paint
     ridge: float = 0.05  # pull of the affine drift estimate towards the identity, relative to the fills' weight
 
     def as_dict(self) -> dict[str, Any]:
@@ -152,7 +151,7 @@ def key_palette(key_a: Frame, key_b: Frame, lock: PaletteLock = PaletteLock()) -
         raise ValueError(f"keyframes must have one size, got {key_a.shape[:2]} and {key_b.shape[:2]}")
     colours, inverse, counts = _distinct(np.concatenate([key_a, key_b]))  # stacked: b's rows below a's
     lab = rgb8_to_oklab(colours)
-    centres = _founders(lab, colours / 255.0, counts, lock.merge, lock.share * counts.sum())
+    centres = _founders(lab, colours / 255.0, counts, lock, lock.share * counts.sum())
     if not centres:
         return Palette(np.empty((0, 3)), np.full(key_a.shape[:2], -1))
     # Each entry becomes the weighted median of the colours within `merge` of it: a noisy (decoded video)
@@ -176,15 +175,16 @@ def _inner(labels: np.ndarray) -> np.ndarray:
     return np.where(same, labels, -1)
 
 
-def _founders(lab: np.ndarray, rgb: np.ndarray, counts: np.ndarray, merge: float, floor: float) -> list[np.ndarray]:
+def _founders(lab: np.ndarray, rgb: np.ndarray, counts: np.ndarray, lock: PaletteLock, floor: float) -> list[np.ndarray]:
     """One colour per palette entry, densest first: the most used colour of each `merge`-sized OKLab cell
     that holds no fewer pixels than any of its 26 neighbours (a peak) and whose neighbourhood holds at
-    least `floor` pixels, unless it lies within `merge` of an entry already founded or on the mix of two.
+    least `floor` pixels, unless it lies within `merge` of an entry already founded or, holding fewer
+    than `floor` itself, on the mix of two (within `edge`).
 
     Counting neighbourhoods rather than exact colours lets a noisy fill (decoded video spreads one ink
     colour over hundreds of values) found an entry, and keeps a fill split by a cell border whole.
     """
-    cell = np.floor(lab / merge).astype(np.int64)
+    cell = np.floor(lab / lock.merge).astype(np.int64)
     cell -= cell.min(axis=0) - 1  # an empty cell on every side: rolling wraps into emptiness
     shape = tuple(int(n) for n in cell.max(axis=0) + 2)
     flat = np.ravel_multi_index(tuple(cell.T), shape)
@@ -200,9 +200,10 @@ def _founders(lab: np.ndarray, rgb: np.ndarray, counts: np.ndarray, merge: float
     best = order[np.searchsorted(flat[order], occupied)]  # each peak cell's most used colour
     centres: list[int] = []
     for i in best[np.argsort(-hist.ravel()[occupied], kind="stable")]:
-        if centres and _distances(lab[i : i + 1], lab[centres]).min() <= merge:
+        if centres and _distances(lab[i : i + 1], lab[centres]).min() <= lock.merge:
             continue
-        if hist.ravel()[flat[i]] < floor and len(centres) > 1 and _mixes(rgb[i : i + 1], rgb[centres])[1][0] <= _EDGE_MIX:
+        sparse = hist.ravel()[flat[i]] < floor
+        if sparse and len(centres) > 1 and _mixes(rgb[i : i + 1], rgb[centres])[1][0] <= lock.edge:
             continue  # a few pixels on the mix of two paints: an anti-aliased edge (small frames have many)
         centres.append(int(i))
     return [lab[i] for i in centres]
@@ -381,12 +382,12 @@ def palette_lock(frame: Frame, palette: Palette, lock: PaletteLock = PaletteLock
     out = _rgb8(rgb + own[:, None] * shift[fill])[inverse]
     if np.abs(shift).max() <= 1e-9:
         return np.asarray(out)
-    # Every other pixel as a mix of the fills painted within two pixels of it: shifting a mix of two
+    # Every other pixel as a mix of the fills painted within `reach` pixels of it: shifting a mix of two
     # drifted fills by that mix of their shifts gives the mix of the true fills, so an anti-aliased
     # edge comes back as it was blended; a colour no nearby mix explains (a highlight) stays.
     edge = ~own[inverse]
     labels = np.where(own, fill, -1)[inverse]
-    near = np.stack([_grow(labels == k, 2)[edge] for k in range(len(home))], axis=-1)  # (edge pixels, K)
+    near = np.stack([_grow(labels == k, lock.reach)[edge] for k in range(len(home))], axis=-1)  # (edge pixels, K)
     x = rgb[inverse[edge]]
     weights, distance = _mixes(x, ends, near)
     trust = np.clip(2.0 - distance / lock.mix, 0.0, 1.0)  # 1 within `mix`, fading to 0 at twice that
