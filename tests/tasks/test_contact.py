@@ -36,8 +36,8 @@ def _boxes(sheet: np.ndarray, colour: tuple[int, int, int]) -> list[tuple[int, i
     """Bounding boxes (x, y, w, h) of the regions painted exactly `colour`, in reading order."""
     mask = np.all(sheet == np.array(colour, np.uint8), axis=2).astype(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    boxes = [tuple(int(v) for v in stats[i, :4]) for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] > 50]
-    return sorted(boxes, key=lambda b: (b[1], b[0]))  # type: ignore[return-value]
+    boxes = [(int(s[0]), int(s[1]), int(s[2]), int(s[3])) for s in stats[1:count] if s[cv2.CC_STAT_AREA] > 50]
+    return sorted(boxes, key=lambda b: (b[1], b[0]))
 
 
 def _tiles(sheet: np.ndarray) -> list[tuple[bool, tuple[int, int, int, int]]]:
@@ -118,7 +118,7 @@ def test_encode_gives_each_format_that_decodes_to_the_same_size(fmt: str, magic:
     image[:, :25] = (255, 0, 0)
     data = encode(image, fmt)
     assert data.startswith(magic)
-    back = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    back = np.asarray(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))[..., ::-1]
     assert back.shape == image.shape
     assert np.abs(back[15, 5].astype(int) - (255, 0, 0)).max() <= 8  # red stays red: RGB order kept
     assert np.abs(back[15, 45].astype(int)).max() <= 8
