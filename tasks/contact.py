@@ -36,7 +36,7 @@ _BACKGROUND = (32, 33, 36)
 _TEXT = (235, 235, 235)
 _GENERATED = (245, 158, 11)
 _DRAWN = (71, 85, 105)
-_MARGIN, _GAP, _BORDER, _LABEL_H, _HEADER_H, _SKIP_H = 10, 6, 3, 18, 30, 16
+_MARGIN, _GAP, _BORDER, _LABEL_H, _HEADER_H, _SKIP_H = 10, 6, 3, 20, 32, 18
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -101,17 +101,17 @@ def _tile(canvas: Frame, image: Frame, frame: SheetFrame, x: int, y: int, width:
     canvas[y : y + height + 2 * _BORDER + _LABEL_H, x : x + width + 2 * _BORDER] = colour
     canvas[y + _BORDER : y + _BORDER + height, x + _BORDER : x + _BORDER + width] = _fit(image, width, height)
     baseline = y + 2 * _BORDER + height + _LABEL_H - 5
-    _text(canvas, str(frame.number), x + _BORDER + 2, baseline, scale=0.42, colour=ink)
+    _text(canvas, str(frame.number), x + _BORDER + 2, baseline, scale=0.5, colour=ink)
     kind = "generated" if frame.generated else "drawn"
-    kind_w = int(cv2.getTextSize(kind, _FONT, 0.38, 1)[0][0])
-    _text(canvas, kind, x + width + _BORDER - kind_w - 2, baseline, scale=0.38, colour=ink)
+    kind_w = int(cv2.getTextSize(kind, _FONT, 0.45, 1)[0][0])
+    _text(canvas, kind, x + width + _BORDER - kind_w - 2, baseline, scale=0.45, colour=ink)
 
 
 def _legend(canvas: Frame, right: int, baseline: int) -> None:
     x = right
     for label, colour in (("generated", _GENERATED), ("drawn", _DRAWN)):
-        x -= int(cv2.getTextSize(label, _FONT, 0.42, 1)[0][0])
-        _text(canvas, label, x, baseline, scale=0.42, colour=_TEXT)
+        x -= int(cv2.getTextSize(label, _FONT, 0.45, 1)[0][0])
+        _text(canvas, label, x, baseline, scale=0.45, colour=_TEXT)
         x -= 16
         canvas[baseline - 10 : baseline, x : x + 10] = colour
         x -= 18
@@ -144,16 +144,16 @@ def contact_sheet(
     shown = sum(len(s) for s in strips)
     if shown < len(frames):
         counts += f" (showing {shown} in {len(strips)} strips)"
-    x = _MARGIN + _text(canvas, title, _MARGIN, 21, scale=0.55, colour=_TEXT) + 14
-    _text(canvas, counts, x, 21, scale=0.42, colour=(170, 170, 170))
-    _legend(canvas, width - _MARGIN, 21)
+    x = _MARGIN + _text(canvas, title, _MARGIN, 22, scale=0.6, colour=_TEXT) + 14
+    _text(canvas, counts, x, 22, scale=0.45, colour=(170, 170, 170))
+    _legend(canvas, width - _MARGIN, 22)
 
     for row, strip in enumerate(strips):
         y = _HEADER_H + row * (cell_h + gap)
         if row and strip[0] > strips[row - 1][-1] + 1:
             note = f"{strip[0] - strips[row - 1][-1] - 1} frames not shown"
-            note_w = int(cv2.getTextSize(note, _FONT, 0.36, 1)[0][0])
-            _text(canvas, note, (width - note_w) // 2, y - 4, scale=0.36, colour=(150, 150, 150))
+            note_w = int(cv2.getTextSize(note, _FONT, 0.4, 1)[0][0])
+            _text(canvas, note, (width - note_w) // 2, y - 4, scale=0.4, colour=(150, 150, 150))
         for col, index in enumerate(strip):
             frame = frames[index]
             image = first if index == strips[0][0] else read_frame(frame.path)

@@ -91,7 +91,7 @@ def preview_url(base_url: str, root: Path, path: Path) -> str | None:
 
 
 class PreviewServer(ThreadingHTTPServer):
-    """A threaded HTTP server of one output root's previews."""
+    """A threaded HTTP server of one output root's previews, bound on creation (port 0: a free one)."""
 
     daemon_threads = True
 
@@ -165,10 +165,8 @@ def _copy(source: BinaryIO, sink: BufferedIOBase, count: int) -> None:
 
 
 @contextmanager
-def serving(root: Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[PreviewServer]:
-    """Serve `root`'s previews on (host, port) from a background thread until the block ends; port 0
-    picks a free one (the server's `url` says which)."""
-    server = PreviewServer(root, host, port)
+def serving(server: PreviewServer) -> Iterator[PreviewServer]:
+    """Run a bound preview server from a background thread until the block ends, then close it."""
     thread = threading.Thread(target=server.serve_forever, name="toonfarm-previews", daemon=True)
     thread.start()
     try:

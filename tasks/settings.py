@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     backend_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="extra construction settings per backend, e.g. {toon: {fit: crop}}"
     )
+    preview_port: int = Field(4201, ge=1, le=65535, description="port of the preview server `toonfarm server` runs")
+    preview_url: str | None = Field(
+        None, description="where browsers reach the preview server; default http://127.0.0.1:<preview_port>"
+    )
 
     @field_validator("db")
     @classmethod
@@ -43,6 +47,18 @@ class Settings(BaseSettings):
         if value is not None and "://" not in value:
             raise ValueError(f"not a database URL: {value!r} (e.g. sqlite:///shots.db, postgresql+psycopg://host/db)")
         return value
+
+    @field_validator("preview_url")
+    @classmethod
+    def _preview_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {value!r} (e.g. http://farmhead:4201)")
+        return value
+
+    @property
+    def preview_base_url(self) -> str:
+        """The base of the links the dashboard's pictures and videos use."""
+        return (self.preview_url or f"http://127.0.0.1:{self.preview_port}").rstrip("/")
 
     @property
     def db_url(self) -> str:

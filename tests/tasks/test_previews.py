@@ -41,7 +41,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(root: Path) -> Iterator[PreviewServer]:
-    with serving(root) as server:
+    with serving(PreviewServer(root, "127.0.0.1", 0)) as server:
         yield server
 
 
