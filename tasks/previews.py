@@ -11,6 +11,7 @@ DB, no sidecars, no hidden or staging folders, and nothing outside the root, wha
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,6 +98,8 @@ class PreviewServer(ThreadingHTTPServer):
 
     def __init__(self, root: Path, host: str, port: int) -> None:
         self.root = root
+        if ":" in host:
+            self.address_family = socket.AF_INET6
         super().__init__((host, port), _Handler)
 
     @property
