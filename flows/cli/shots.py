@@ -23,7 +23,8 @@ def plan(
     settings = resolve_settings(allow_outside_root=allow_outside_root, shot_defaults=parse_defaults(default))
     with tempfile.TemporaryDirectory(prefix="toonfarm-plan-") as scratch:
         plans, failures = plan_shots(
-            shotlist, scratch, allow_outside_root=settings.allow_outside_root, defaults=settings.shot_defaults
+            shotlist, scratch, allow_outside_root=settings.allow_outside_root, defaults=settings.shot_defaults,
+            limits=settings.limits,
         )
     if json_out:
         doc: dict[str, object] = {"shots": [p.to_json() for p in plans]}
