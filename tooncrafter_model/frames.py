@@ -63,7 +63,7 @@ def write_frame(path: str | os.PathLike[str], frame: Frame) -> Path:
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(check_frame(frame)[:, :, ::-1]))
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(check_frame(frame)), cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f"{p}: PNG encoding failed")
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)

@@ -296,7 +296,7 @@ def test_bad_keyframe_images_name_the_image_field(write_shotlist: WriteList, tmp
     ).shots
     listing = tmp_path / "shots.yaml"
     expected = [
-        "shots[0].source.images[2].image: small.png: size 64x40 differs from the first keyframe's 128x80",
+        "shots[0].source.images[2].image: small.png: size 64x40 differs from key_0000.png's 128x80",
         "shots[1].source.images[2].image: gone.png: image file not found",
         "shots[2].source.images[2].image: broken.png: not a readable image",
         None,
