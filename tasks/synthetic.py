@@ -16,6 +16,8 @@ from __future__ import annotations
 import colorsys
 import math
 import random
+import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -354,15 +356,19 @@ def line_test(
 def write_video(
     frames: Sequence[Frame],
     path: str | Path,
-    fps: float = 24.0,
+    fps: float | str = 24.0,
     *,
     lossless: bool = False,
     crf: int = 18,
+    codec: str = "h264",
+    timecode: str | None = None,
 ) -> Path:
     """Encode RGB frames to a video: H.264 yuv420p MP4, or lossless H.264 RGB (libx264rgb -qp 0) if asked.
 
     The lossless file decodes to exactly the frames given, which is what pixel-comparing tests need; the
     default is what a studio's rough animation export looks like (holds are not bit-identical after decoding).
+    `codec` "prores" (ProRes 422 HQ, 10-bit) or "dnxhr" (DNxHR LB; at least 256x120) write what an editing
+    suite exports, in a .mov; `fps` may be a ratio ("24000/1001"); `timecode` is the start timecode.
     """
     import ffmpeg
     import imageio_ffmpeg
@@ -376,12 +382,19 @@ def write_video(
         raise ValueError(f"{path}: yuv420p needs an even width and height, got {width}x{height}")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if lossless:
-        codec = {"vcodec": "libx264rgb", "qp": 0, "pix_fmt": "rgb24"}
+    options: dict[str, str | int] = {"timecode": timecode} if timecode else {}
+    if codec == "prores":
+        options.update(vcodec="prores_ks", profile=3, pix_fmt="yuv422p10le")
+    elif codec == "dnxhr":
+        options.update({"vcodec": "dnxhd", "profile:v": "dnxhr_lb", "pix_fmt": "yuv422p"})
+    elif codec != "h264":
+        raise ValueError(f"{path}: codec must be h264, prores or dnxhr, got {codec!r}")
+    elif lossless:
+        options.update(vcodec="libx264rgb", qp=0, pix_fmt="rgb24", preset="veryfast")
     else:
-        codec = {"vcodec": "libx264", "crf": crf, "pix_fmt": "yuv420p"}
+        options.update(vcodec="libx264", crf=crf, pix_fmt="yuv420p", preset="veryfast")
     stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps)
-    stream = ffmpeg.output(stream, str(out), preset="veryfast", **codec).overwrite_output()
+    stream = ffmpeg.output(stream, str(out), **options).overwrite_output()
     try:
         ffmpeg.run(
             stream,
@@ -393,6 +406,34 @@ def write_video(
     except ffmpeg.Error as exc:
         last = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
         raise ValueError(f"{out}: ffmpeg failed: {last[-1] if last else exc}") from None
+    return out
+
+
+def write_vfr_video(frames: Sequence[Frame], times: Sequence[float], path: str | Path) -> Path:
+    """A variable-frame-rate capture, as a phone records one: frame k shown from `times[k]` seconds on
+    (lossless H.264 RGB, so decoded pixels equal the frames given). The concat demuxer that writes it keeps
+    times on a 1/25 s grid exactly (0, 0.04, 0.08...); others land on that grid."""
+    import imageio_ffmpeg
+
+    if len(frames) != len(times) or sorted(times) != list(times) or not frames:
+        raise ValueError(f"{path}: give one increasing time per frame")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        # The concat demuxer gives every picture its own duration: the timestamps survive into the file.
+        listing = []
+        for k, frame in enumerate(frames):
+            picture = write_frame(Path(tmp) / f"{k:05d}.png", frame)
+            duration = (times[k + 1] - times[k]) if k + 1 < len(times) else 0.04
+            listing += [f"file '{picture}'", f"duration {duration:.6f}"]
+        (Path(tmp) / "list.txt").write_text("\n".join(listing) + "\n")
+        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "concat",
+                   "-safe", "0", "-i", str(Path(tmp) / "list.txt"), "-fps_mode", "passthrough",
+                   "-enc_time_base", "demux", "-video_track_timescale", "1000", "-c:v", "libx264rgb",
+                   "-qp", "0", "-pix_fmt", "rgb24", str(out)]  # fmt: skip
+        run = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 - our own ffmpeg
+        if run.returncode:
+            raise ValueError(f"{out}: ffmpeg failed: {run.stderr.strip().splitlines()[-1:]}")
     return out
 
 
