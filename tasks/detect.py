@@ -3,9 +3,9 @@
 Every frame is compared with the frame before it, twice:
 
 - PySceneDetect's content score (ContentDetector's mean HSV difference over the whole frame, read back
-  from a StatsManager): at or above `cut_threshold` the frame starts a new scene (a hard cut); well above
-  the clip's typical content score (and at least `drawing_threshold`) a new drawing, which catches changes
-  spread thinly over the whole frame (a lighting change) on clean exports;
+  from a StatsManager): at or above `cut_threshold` the frame starts a new scene (a hard cut); on a clean
+  source, well above the clip's typical content score (and at least `drawing_threshold`) a new drawing,
+  which catches changes spread thinly over the whole frame (a lighting change);
 - a local score, the largest mean difference over 8x8-pixel blocks after a light blur (sigma 1 px at the
   analysis width) and after matching the frame's exposure to the previous one (a gain and an offset per
   channel, fitted by least squares without the pixels that changed): a blink or a few degrees of arm swing
@@ -67,6 +67,7 @@ class DetectConfig:
     local_threshold: float = 12.0  # the local score's floor; the clip's noise can only raise it
     noise_factor: float = 3.0  # the local threshold is at least this times the holds' typical score
     content_factor: float = 5.0  # the content score's drawing threshold is at least this times its median
+    clean_noise: float = 1.0  # holds' typical local score under which a source is clean (content score used)
     thin_margin: float = 1.5  # weakest change / strongest hold below this: plan warns
     # Frames wider than this are scored downscaled the way PySceneDetect's SceneManager does it (bilinear to
     # about 256 pixels wide; its thresholds are tuned there), which is 3x faster on HD; 0 = full resolution.
@@ -104,6 +105,10 @@ class Pair:
         return tuple(k / (n + 1) for k in range(1, n + 1))
 
 
+def _rounded(score: float | None) -> float | None:
+    return None if score is None else round(score, 2)
+
+
 @dataclass(frozen=True)
 class Margin:
     """How clearly the local scores split into holds and changes: the threshold used, the strongest hold's
@@ -122,8 +127,7 @@ class Margin:
 
     def as_dict(self) -> dict[str, float | None]:
         """Plain JSON data, scores rounded to 0.01."""
-        r = (lambda x: None if x is None else round(x, 2))
-        return {"threshold": r(self.threshold), "hold": r(self.hold), "change": r(self.change),
+        return {"threshold": _rounded(self.threshold), "hold": _rounded(self.hold), "change": _rounded(self.change),
                 "ratio": None if math.isinf(self.ratio) else round(self.ratio, 2)}  # fmt: skip
 
 
@@ -442,6 +446,11 @@ def _decide(first: int, scores: dict[int, tuple[float, float]], config: DetectCo
     threshold = adaptive_threshold(locals_, config.local_threshold, config.noise_factor)
     contents = [content for content, _ in scores.values()]
     content_threshold = max(config.drawing_threshold, config.content_factor * float(np.median(contents or [0.0])))
+    # The frame-wide content score moves with every flicker of a captured clip (holds reach 3-9 where a pose
+    # change scores 4-7), so it decides drawings only on clean sources, whose holds score about 0 locally.
+    noise = float(np.median([x for x in locals_ if x < config.local_threshold] or [0.0]))
+    if noise >= config.clean_noise:
+        content_threshold = config.cut_threshold
     drawings, cuts, holds, changes = [first], [], [], []
     for number, (content, local) in scores.items():
         cut = content >= config.cut_threshold
@@ -454,8 +463,7 @@ def _decide(first: int, scores: dict[int, tuple[float, float]], config: DetectCo
         else:
             holds.append(local)
     hold, change = max(holds, default=None), min(changes, default=None)
-    r = (lambda x: None if x is None else round(x, 2))  # as remembered and shown
-    return _Decision(drawings, cuts, Margin(round(threshold, 2), r(hold), r(change)))
+    return _Decision(drawings, cuts, Margin(round(threshold, 2), _rounded(hold), _rounded(change)))  # as remembered
 
 
 # ----------------------------------------------------------------------------- sources

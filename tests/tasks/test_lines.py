@@ -46,7 +46,7 @@ def test_fixed_thresholds_split_flicker_into_drawings_where_the_adaptive_one_doe
     anim = line_test(TIMING, width=512, height=320, seed=3, capture=Capture(grain=6.0, flicker=0.05))
     write_video(anim.frames, tmp_path / "linetest.mp4", 24, crf=30)
     shot = write_shotlist([{"code": "lt", "source": "linetest.mp4", "fps": 24}]).shots[0]
-    fixed = DetectConfig(content_factor=0.0, noise_factor=0.0)  # the content score's 1.0 and the local 12 alone
+    fixed = DetectConfig(content_factor=0.0, noise_factor=0.0, clean_noise=1e9)  # content 1.0 and local 12 alone
     assert len(detect_shot(shot, tmp_path / "fixed", fixed).keyframes) > len(anim.keyframes) + 5
     assert [k.frame for k in detect_shot(shot, tmp_path / "store").keyframes] == anim.keyframes
 
