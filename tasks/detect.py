@@ -120,10 +120,11 @@ class Margin:
 
     @property
     def ratio(self) -> float:
-        """Weakest change over strongest hold (or over the threshold when one side is missing)."""
+        """Weakest change over strongest hold (or over the threshold when one side is missing); holds under
+        1.0 (a clean source's) count as 1.0, so a clean export's margin is its weakest change."""
         hold = self.hold if self.hold is not None else self.threshold
         change = self.change if self.change is not None else self.threshold
-        return change / max(hold, 1e-3) if (self.hold, self.change) != (None, None) else math.inf
+        return change / max(hold, 1.0) if (self.hold, self.change) != (None, None) else math.inf
 
     def as_dict(self) -> dict[str, float | None]:
         """Plain JSON data, scores rounded to 0.01."""
