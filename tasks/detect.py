@@ -87,7 +87,7 @@ class Keyframe:
     frame: int
     pixel_hash: str
     path: Path
-    origin: str = field(default="", compare=False)  # where it was drawn: "rough/a.mp4#frame=12" or an image file
+    origin: str = field(default="", compare=False)  # where it was drawn: "/shots/a.mp4#frame=12" or an image file
 
 
 @dataclass(frozen=True)
@@ -269,7 +269,7 @@ def detect_shot(shot: Shot, store_dir: str | os.PathLike[str], config: DetectCon
     sketches = []
     for i, sketch in enumerate(shot.sketches):
         picture = _picture(shot, f"sketches[{i}].image", sketch.image, size, None)
-        sketches.append(_store(picture.frame, sketch.frame, store / "sketches", shot.shown(sketch.image)))
+        sketches.append(_store(picture.frame, sketch.frame, store / "sketches", str(sketch.image)))
     pairs = []
     for a, b in zip(drawings, drawings[1:], strict=False):
         if b.frame in cuts:
@@ -594,7 +594,7 @@ def _scan_video(shot: Shot, video: Path, config: DetectConfig, store: Path) -> S
     for number, rgb in video_frames(shot, video, probe):
         shown_frame = rgb if rgb is not None else shown_frame
         if number in wanted and shown_frame is not None:
-            keyframes.append(_store(shown_frame, number, store, f"{shown}#frame={number}"))
+            keyframes.append(_store(shown_frame, number, store, f"{video}#frame={number}"))
         if number >= drawings[-1]:
             break
     notes: list[str] = []
@@ -639,7 +639,7 @@ def _scan_sequence(shot: Shot, spec: Path, config: DetectConfig, store: Path) ->
     keyframes = []
     for number in drawings:
         path = sequence.showing(number)
-        keyframes.append(_store(read_picture(shot, "source", path).frame, number, store, shot.shown(path)))
+        keyframes.append(_store(read_picture(shot, "source", path).frame, number, store, str(path)))
     ingest = Ingest(margin, None, tuple(sequence.gaps(first, last)), disagreements, _conversions(shot, pictures[:1] + pictures[-1:]), warnings)
     return first, last - first + 1, dims, cuts, keyframes, ingest
 
@@ -667,7 +667,7 @@ def _scan_images(shot: Shot, store: Path) -> Scan:
         pictures.append(picture)
         if size is None:
             size, size_of = (picture.frame.shape[1], picture.frame.shape[0]), key.image
-        drawings.append(_store(picture.frame, max(key.frame, first), store, shot.shown(key.image)))
+        drawings.append(_store(picture.frame, max(key.frame, first), store, str(key.image)))
     assert size is not None
     cuts = [c for c in shot.source.cuts if first < c <= last]
     return first, last - first + 1, size, cuts, drawings, Ingest(notes=_conversions(shot, pictures))

@@ -59,7 +59,7 @@ def test_editing_suite_movies_keep_their_drawings_and_timecode(
     plan = detect_shot(shot, tmp_path / "store")
     assert [k.frame for k in plan.keyframes] == anim.keyframes
     assert plan.ingest.timecode == timecode and plan.ingest.warnings == ()
-    assert plan.keyframes[1].origin == "rough.mov#frame=2"
+    assert plan.keyframes[1].origin == f"{tmp_path.resolve() / 'rough.mov'}#frame=2"
 
 
 def test_a_video_at_another_rate_than_the_shot_list_says_is_flagged(write_shotlist: WriteList, tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def test_a_sequence_of_changed_drawings_from_1001_holds_across_its_gaps(write_sh
     assert (plan.first_frame, plan.frame_count) == (1001, 14)
     assert plan.ingest.gaps == ((1002, 1002), (1004, 1005), (1007, 1009), (1011, 1011), (1013, 1014))
     assert [k.pixel_hash for k in plan.keyframes] == [pixel_hash(anim.frames[k]) for k in anim.keyframes]
-    assert plan.keyframes[2].origin == "rough/sh010.1006.png"
+    assert plan.keyframes[2].origin == str(tmp_path.resolve() / "rough/sh010.1006.png")
 
 
 @pytest.mark.parametrize(
