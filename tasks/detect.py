@@ -566,12 +566,19 @@ def _timing(
         disagreements += [f"frame {f}: the sheet starts {name[f]}, detection sees a hold" for f in sorted(told - seen)]
         drawings, cuts = timed, [c for c in cuts if c in told]
     margin = decision.margin
+    hold = "none" if margin.hold is None else f"{margin.hold:.1f}"
+    change = "none" if margin.change is None else f"{margin.change:.1f}"
+    advice = "check its keyframes or give it an exposure sheet (xsheet:)"
     if margin.ratio < config.thin_margin:
-        hold = "none" if margin.hold is None else f"{margin.hold:.1f}"
-        change = "none" if margin.change is None else f"{margin.change:.1f}"
         warnings.append(
             f"thin detection margin: strongest hold {hold}, weakest change {change} (threshold "
-            f"{margin.threshold:.1f}); check its keyframes or give it an exposure sheet (xsheet:)"
+            f"{margin.threshold:.1f}); {advice}"
+        )
+    elif margin.threshold > 2 * config.local_threshold:
+        # So much noise that a small change (a blink scores about 20) could hide under the threshold.
+        warnings.append(
+            f"noisy source: its noise raised the detection threshold to {margin.threshold:.1f} (from "
+            f"{config.local_threshold:g}; strongest hold {hold}, weakest change {change}); {advice}"
         )
     return drawings, cuts, margin, tuple(disagreements), tuple(warnings)
 

@@ -94,3 +94,14 @@ def test_the_threshold_follows_the_clips_own_noise(scores: list[float], expected
     assert threshold == expected
     holds, changes = [s for s in scores if s < threshold], [s for s in scores if s >= threshold]
     assert max(holds, default=0.0) < threshold <= min(changes)
+
+
+def test_a_noise_raised_threshold_is_reported(write_shotlist: WriteList, tmp_path: Path) -> None:
+    """Grain 8 at crf 35: holds score up to 33, so the threshold rises where a blink would hide."""
+    anim = line_test(TIMING, width=512, height=320, seed=1, capture=Capture(grain=8.0, flicker=0.06))
+    write_video(anim.frames, tmp_path / "linetest.mp4", 24, crf=35)
+    shot = write_shotlist([{"code": "lt", "source": "linetest.mp4", "fps": 24}]).shots[0]
+    plan = detect_shot(shot, tmp_path / "store")
+    assert plan.ingest.margin is not None and plan.ingest.margin.threshold > 24.0
+    (warning,) = plan.ingest.warnings
+    assert warning.startswith("noisy source: its noise raised the detection threshold to ")
