@@ -264,7 +264,7 @@ class Source(_Model):
         if self.sequence is not None:
             name = self.sequence.name
             if len(SEQUENCE_PATTERN.findall(name)) > 1:
-                raise _bad(f"a sequence pattern holds one frame number, got {name!r}")
+                raise _bad("a sequence pattern holds one frame number (#### or %04d)")
         return self
 
     @property

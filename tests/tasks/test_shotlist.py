@@ -330,7 +330,7 @@ LIMITED = Limits(max_frame=1000, max_shot_frames=100, max_inbetweens=12, max_nam
         ("{code: c, source: [{frame: 0, image: a.png}], fps: 24, xsheet: x.csv}",
          "shots[2].xsheet: an exposure sheet times a video or an image sequence, not keyframe images (got 'x.csv')"),
         ("{code: c, source: rough/c.####.%04d.png, fps: 24}",
-         "shots[2].source: a sequence pattern holds one frame number, got 'c.####.%04d.png' (got 'rough/c.####.%04d.png')"),
+         "shots[2].source: a sequence pattern holds one frame number (#### or %04d) (got 'rough/c.####.%04d.png')"),
     ],
 )
 def test_limits_are_checked_at_load_naming_the_setting(tmp_path: Path, shot: str, expected: str) -> None:
