@@ -40,7 +40,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,13 +315,10 @@ def _store(frame: Frame, number: int, store: Path, origin: str) -> Keyframe:
     return Keyframe(number, digest, path, origin)
 
 
-def _conversions(shot: Shot, pictures: Sequence[DecodedImage]) -> tuple[str, ...]:
+def _conversions(shot: Shot, notes: Iterable[str]) -> tuple[str, ...]:
     """What was done to the source's pictures, once per kind, the background colour named."""
-    done: dict[str, None] = {}
     colour = "#{:02x}{:02x}{:02x}".format(*shot.background)
-    for picture in pictures:
-        for note in picture.conversions:
-            done[note.replace("over the background", f"over {colour}") if note.startswith("alpha") else note] = None
+    done = {note.replace("over the background", f"over {colour}"): None for note in notes}
     return tuple(done)
 
 
@@ -626,7 +623,7 @@ def _scan_sequence(shot: Shot, spec: Path, config: DetectConfig, store: Path) ->
             f"{shot.where('source')}: {shot.shown(spec)}: frames {first}-{last} are over the limit of "
             f"{shot.limits.max_shot_frames} (setting limits.max_shot_frames)"
         )
-    pictures: list[DecodedImage] = []
+    notes: list[str] = []  # each picture's conversions, as it goes: the pictures themselves are not kept
     size: list[tuple[tuple[int, int], Path]] = []
 
     def frames() -> Iterator[tuple[int, Frame | None]]:
@@ -638,7 +635,7 @@ def _scan_sequence(shot: Shot, spec: Path, config: DetectConfig, store: Path) ->
             picture = _picture(shot, "source", path, size[0][0] if size else None, size[0][1] if size else None)
             if not size:
                 size.append(((picture.frame.shape[1], picture.frame.shape[0]), path))
-            pictures.append(picture)
+            notes.extend(c for c in picture.conversions if c not in notes)
             yield number, picture.frame
 
     first_seen, last_seen, dims, scores = _score_all(frames(), _Scorer(config, shot.fps))
@@ -647,7 +644,8 @@ def _scan_sequence(shot: Shot, spec: Path, config: DetectConfig, store: Path) ->
     for number in drawings:
         path = sequence.showing(number)
         keyframes.append(_store(read_picture(shot, "source", path).frame, number, store, str(path)))
-    ingest = Ingest(margin, None, tuple(sequence.gaps(first, last)), disagreements, _conversions(shot, pictures[:1] + pictures[-1:]), warnings)
+    gaps = tuple(sequence.gaps(first, last))
+    ingest = Ingest(margin, None, gaps, disagreements, _conversions(shot, notes), warnings)
     return first, last - first + 1, dims, cuts, keyframes, ingest
 
 
@@ -665,16 +663,16 @@ def _scan_images(shot: Shot, store: Path) -> Scan:
     size: tuple[int, int] | None = None
     size_of: Path | None = None
     drawings: list[Keyframe] = []
-    pictures: list[DecodedImage] = []
+    notes: list[str] = []
     for i in range(showing, len(images)):
         key = images[i]
         if key.frame > last:
             break
         picture = _picture(shot, f"source.images[{i}].image", key.image, size, size_of)
-        pictures.append(picture)
+        notes += picture.conversions
         if size is None:
             size, size_of = (picture.frame.shape[1], picture.frame.shape[0]), key.image
         drawings.append(_store(picture.frame, max(key.frame, first), store, str(key.image)))
     assert size is not None
     cuts = [c for c in shot.source.cuts if first < c <= last]
-    return first, last - first + 1, size, cuts, drawings, Ingest(notes=_conversions(shot, pictures))
+    return first, last - first + 1, size, cuts, drawings, Ingest(notes=_conversions(shot, notes))

@@ -110,7 +110,7 @@ class DecodedImage:
         if self.channels.startswith("grey"):
             done.append("grey expanded to RGB")
         if self.channels.endswith("alpha") or self.channels == "rgba":
-            done.append(f"alpha composited over the background ({self.transparent:.0%} of pixels not opaque)")
+            done.append("alpha composited over the background")
         return done
 
 
