@@ -353,8 +353,9 @@ def adaptive_threshold(scores: Sequence[float], floor: float, factor: float) -> 
 
 def _match_exposure(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """`b` with a gain and an offset per channel undone so it matches `a` where the drawing did not change:
-    least squares on every other pixel, refitted once without the pixels that disagree by 3 robust sigmas."""
-    x_all, y_all = a[::2, ::2].reshape(-1, a.shape[2]), b[::2, ::2].reshape(-1, b.shape[2])
+    least squares on every third pixel (4,500 at 256x160), refitted once without the pixels that disagree by
+    3 robust sigmas."""
+    x_all, y_all = a[::3, ::3].reshape(-1, a.shape[2]), b[::3, ::3].reshape(-1, b.shape[2])
     out = np.empty_like(b)
     for c in range(a.shape[2]):
         x, y = x_all[:, c], y_all[:, c]
@@ -595,7 +596,7 @@ def _scan_video(shot: Shot, video: Path, config: DetectConfig, store: Path) -> S
     keyframes: list[Keyframe] = []
     wanted = set(drawings)
     shown_frame: Frame | None = None
-    for number, rgb in video_frames(shot, video, probe):
+    for number, rgb in video_frames(shot, video, probe, only=wanted):
         shown_frame = rgb if rgb is not None else shown_frame
         if number in wanted and shown_frame is not None:
             keyframes.append(_store(shown_frame, number, store, f"{video}#frame={number}"))

@@ -113,10 +113,13 @@ def probe_video(shot: Shot, video: Path) -> VideoProbe:
     return VideoProbe(count, width, height, fps, timecode, variable)
 
 
-def video_frames(shot: Shot, video: Path, probe: VideoProbe) -> Iterator[tuple[int, Frame | None]]:
+def video_frames(
+    shot: Shot, video: Path, probe: VideoProbe, only: set[int] | None = None
+) -> Iterator[tuple[int, Frame | None]]:
     """(frame number, RGB frame) from the video's first frame on; None repeats the previous frame.
 
     Frames before the shot's start are skipped without being converted; decoding stops after its end.
+    With `only` (a constant-rate video), frames with other numbers are not converted either (None).
     Raises MediaError when fewer frames decode than the container lists.
     """
     import cv2
@@ -147,6 +150,9 @@ def video_frames(shot: Shot, video: Path, probe: VideoProbe) -> Iterator[tuple[i
                     yield held, None
             slot = number + 1
             if number < start:
+                continue
+            if only is not None and not probe.variable and number not in only:
+                yield number, None
                 continue
             ok, bgr = cap.retrieve()
             if not ok or bgr is None:
