@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.detect import DetectConfig, adaptive_threshold, detect_shot
+from tasks.detect import DetectConfig, detect_shot
+from tasks.scores import adaptive_threshold
 from tasks.shotlist import ShotList
 from tasks.synthetic import Capture, animate, line_test, write_video
 
