@@ -16,6 +16,7 @@ Schema (YAML)::
                               #   frames' colour space (default: what its file rules say of a PNG)
       output: renders         # output folder for the shot; default none (the run's output root)
       priority: 0             # higher renders first (rush shots); default 0
+      background: "#ffffff"   # what transparent (RGBA) line art is composited over; or [r, g, b]
     shots:
       - code: sq010_sh0010                  # required, folder-safe, unique per show/sequence
         source: rough/sq010_sh0010.mp4      # required: a video of the rough animation...
@@ -36,8 +37,13 @@ Schema (YAML)::
                                             #   shot's fps; an int: every gap gets exactly that many,
                                             #   re-spacing the timeline
           params: {steps: 25, cfg: 7.5}     # free-form backend parameters
+      - code: sq010_sh0030
+        source: rough/sh0030.####.png       # ...or an image sequence: a pattern (#### or %04d) or a folder,
+        start: 1001                         #   numbered in its file names; its gaps hold
+        xsheet: sheets/sh0030.csv           # optional exposure sheet (frame, drawing): the timing, exactly
 
-`source: [{frame: 0, image: a.png}, ...]` is short for `source: {images: [...]}`. Relative paths are relative to
+`source: [{frame: 0, image: a.png}, ...]` is short for `source: {images: [...]}`; a source string with a
+frame-number pattern, or naming a folder, is short for `source: {sequence: ...}`. Relative paths are relative to
 the shot list's folder; a path that leaves that folder (after resolving symlinks and '..') is refused unless
 `allow_outside_root=True`. A shot's identity is `show/sequence/code`. Media files are not opened here: a
 missing or unreadable source is reported per shot at detect time, so one bad shot does not stop the others.
@@ -48,7 +54,12 @@ timecode). Its shots carry `edit`, their place in the cut. Defaults given to `lo
 (the command line's `--default`) fill what the list's own defaults leave unset.
 
 CSV: one row per shot, a header row naming the columns `code,source,fps` and any of
-`show,sequence,prompt,backend,seed,inbetweens,lut,output,priority,start,end`; an empty cell means the default.
+`show,sequence,prompt,backend,seed,inbetweens,lut,output,priority,start,end,xsheet,background`; an empty
+cell means the default. A byte-order mark (a spreadsheet's "CSV UTF-8") is not part of the first column.
+
+`Limits` (tasks/settings.py) are checked here, before anything is built from the file: its size, YAML
+nodes with aliases expanded, name length (names match in full: no trailing newline), fps, frame numbers,
+a range's length, in-betweens. Each shot carries them on to its media (`Shot.limits`).
 
 Every problem raises `ShotListError`, one line per problem naming the file and the field, e.g.
 `shots.yaml: shots[2].fps: must be a positive number (got 'abc')`; the first line alone is complete.
