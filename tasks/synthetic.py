@@ -443,3 +443,39 @@ def write_keyframe_images(
     """Write frames[k] for each k in `keyframes` as `<folder>/<prefix>_<k:04d>.png`; return (k, path) pairs."""
     out = Path(folder)
     return [(k, write_frame(out / f"{prefix}_{k:04d}.png", frames[k])) for k in keyframes]
+
+
+# ----------------------------------------------------------------------------- in-betweens with ground truth
+
+
+@dataclass(frozen=True)
+class InbetweenCase:
+    """Two drawings of one motion and the exact in-betweens between them: what a perfect in-betweener returns."""
+
+    key_a: Frame
+    key_b: Frame
+    times: tuple[float, ...]  # evenly spaced in (0, 1)
+    truth: list[Frame]  # the drawing at each time
+
+
+def inbetween_case(
+    gap: float,
+    inbetweens: int,
+    *,
+    start: float = 0.0,
+    width: int = 128,
+    height: int = 80,
+    character: Character | None = None,
+    seed: int = 0,
+) -> InbetweenCase:
+    """Keyframes at poses `start` and `start + gap` (gap 1 is the character's whole move) and the true
+    drawings at `inbetweens` evenly spaced times between them."""
+    if inbetweens < 1:
+        raise ValueError(f"inbetweens must be >= 1, got {inbetweens}")
+    ch = character if character is not None else make_character(seed)
+    times = tuple((i + 1) / (inbetweens + 1) for i in range(inbetweens))
+
+    def draw(s: float) -> Frame:
+        return draw_frame(start + gap * s, width=width, height=height, character=ch)
+
+    return InbetweenCase(draw(0.0), draw(1.0), times, [draw(t) for t in times])
