@@ -1,0 +1,427 @@
+"""Quality scores for in-betweens: cheap checks a render farm runs on every pair, on the CPU.
+
+A generated in-between can be the right size, not black and not a copy of a keyframe, and still be
+wrong in ways animators see at once. Each score below measures one of them from the keyframes and the
+in-betweens alone (no ground truth), on a small analysis copy of every frame (long side at most
+`ANALYSIS_SIDE` px), so a pair costs a few tens of milliseconds whatever the resolution:
+
+| score     | what it measures, per in-between                                          | unit            |
+|-----------|---------------------------------------------------------------------------|-----------------|
+| `tone`    | mean distance of its flat-colour pixels to the nearest keyframe colour     | ΔE76 (CIELAB)   |
+| `flicker` | how far its colour distribution is from its neighbours', at its time      | 8-bit levels    |
+| `ghost`   | share of the changed area that is a see-through mix of the two keyframes  | fraction 0-1    |
+| `lines`   | distance of its ink lines from where their matches in the two neighbours  | px of the       |
+|           | put them (optical flow, linear motion over the span)                      | analysis copy   |
+| `vanish`  | largest share of a keyframe colour's area (one drawn in both keyframes)   | fraction 0-1    |
+|           | that is missing                                                           |                 |
+
+A frame is flagged when a score exceeds its threshold (`QAThresholds`); the defaults were chosen from
+the evaluation set of `bench/quality.py` (ARCHITECTURE.md, "Quality control"). `hard_problems` holds
+the checks that make a pair unusable whatever the scores: wrong count or size, all black, a copy of a
+keyframe.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+
+import cv2
+import numpy as np
+
+from tooncrafter_model.frames import Frame
+
+SCORES = ("tone", "flicker", "ghost", "lines", "vanish")
+
+ANALYSIS_SIDE = 256  # long side of the analysis copy; the scores' px and areas refer to it
+FLAT_RANGE = 6  # a pixel is "flat" when no RGB channel varies more than this in its 3x3 neighbourhood
+INK_CONTRAST = 20.0  # L* a line pixel is darker than the closing of its neighbourhood
+CHANGED_DE = 10.0  # ΔE between the keyframes above which a pixel is part of the motion
+MIX_MARGIN = 0.15  # a see-through mix lies at least this far from both keyframes' colours (0-1 of the way)
+COLOUR_TOL = 6.0  # ΔE within which a pixel counts as a keyframe colour's area
+MAJOR_SHARE = 0.003  # a keyframe colour counts for `vanish` when it covers this share of both keyframes
+LINE_COVERAGE = 0.3  # `lines` is measured when the flow can be followed on this share of the ink lines
+FLOW_MIN_SIDE = 16  # smaller frames have no lines score (the flow needs a few patches to match)
+LINE_MOTION_SLACK = 0.01  # share of a line's motion that `lines` forgives (arcs are not straight)
+
+
+@dataclass(frozen=True)
+class QAThresholds:
+    """A frame is flagged when one of its scores is above the threshold of the same name."""
+
+    tone: float = 1.0
+    flicker: float = 1.0
+    ghost: float = 0.15
+    lines: float = 0.4
+    vanish: float = 0.5
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"QAThresholds.{f.name}: must be a number > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class FrameScores:
+    """The scores of one in-between (see the module's table); `lines` is None where the motion between
+    its neighbours could not be followed (too large, or nothing to follow)."""
+
+    index: int  # 1-based, in the pair's output order
+    t: float
+    tone: float
+    flicker: float
+    ghost: float
+    lines: float | None
+    vanish: float
+    motion: float | None  # mean distance its ink lines move to each neighbour, px of the analysis copy
+
+    def as_json(self) -> dict[str, object]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+    def over(self, thresholds: QAThresholds) -> list[str]:
+        """`score value > threshold` for each score above its threshold."""
+        out = []
+        for score in SCORES:
+            value = getattr(self, score)
+            limit = getattr(thresholds, score)
+            if value is not None and value > limit:
+                out.append(f"{score} {value:.3g} > {limit:g}")
+        return out
+
+
+def frame_label(index: int, t: float) -> str:
+    """How QA names the `index`-th (1-based) in-between at time `t` in its messages."""
+    return f"frame {index:04d} (t={float(t):g})"
+
+
+@dataclass(frozen=True)
+class PairQuality:
+    """What QA found in one pair's in-betweens: hard problems, scores, and the flags they raise."""
+
+    problems: tuple[str, ...]  # the pair is unusable (wrong count or size, black, a copied keyframe)
+    frames: tuple[FrameScores, ...]  # empty when the frames could not be scored (wrong count or size)
+    flags: tuple[str, ...]  # scores above their thresholds
+    seconds: float
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.problems or self.flags)
+
+    def as_json(self) -> dict[str, object]:
+        """Plain JSON types only (it goes into result metadata, the shot DB and `--json` output)."""
+        return {
+            "problems": list(self.problems),
+            "flags": list(self.flags),
+            "frames": [f.as_json() for f in self.frames],
+            "seconds": round(self.seconds, 4),
+        }
+
+
+# ----------------------------------------------------------------------------- hard problems
+
+
+def hard_problems(frame_a: Frame, frame_b: Frame, times: Sequence[float], frames: Sequence[Frame]) -> list[str]:
+    """One line per frame that must not be published: wrong count or size, all black, a copied keyframe.
+
+    NaN cannot survive into uint8, so backends raise on non-finite values themselves. An all-black frame
+    is a failed decode unless both keyframes are black (a fade held on black); a copy of a keyframe is a
+    backend that silently held a drawing, unless the keyframes are so close that the true in-between
+    rounds to the same pixels.
+    """
+    if len(frames) != len(times):
+        return [f"expected {len(times)} frames, got {len(frames)}"]
+    problems: list[str] = []
+    keys_black = not frame_a.any() and not frame_b.any()
+    # Largest change any pixel makes from A to B: a cross-fade at time t moves it t * spread levels
+    # from A, so an exact copy of A (or B) is only suspicious when that is at least one level.
+    spread = int(np.abs(frame_a.astype(np.int16) - frame_b.astype(np.int16)).max())
+    for i, (t, frame) in enumerate(zip(times, frames, strict=True)):
+        name = frame_label(i + 1, t)
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != frame_a.shape:
+            got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            problems.append(f"{name}: expected uint8 {frame_a.shape}, got {got}")
+            continue
+        if not keys_black and not frame.any():
+            problems.append(f"{name}: all black")
+        elif spread * float(t) >= 1.0 and np.array_equal(frame, frame_a):
+            problems.append(f"{name}: identical to keyframe A")
+        elif spread * (1.0 - float(t)) >= 1.0 and np.array_equal(frame, frame_b):
+            problems.append(f"{name}: identical to keyframe B")
+    return problems
+
+
+# ----------------------------------------------------------------------------- one frame, analysed once
+
+_LEVELS = (np.arange(256) + 0.5) / 256  # quantile levels of the colour distributions
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (L* 0-100) of uint8 or float (0-255) RGB, in float32."""
+    return cv2.cvtColor(np.asarray(rgb, np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2Lab)
+
+
+def _analysis_copy(frame: Frame) -> Frame:
+    h, w = frame.shape[:2]
+    scale = ANALYSIS_SIDE / max(h, w)
+    if scale >= 1:
+        return np.ascontiguousarray(frame)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def _ink_radius(shape: tuple[int, ...]) -> int:
+    # the black-hat finds dark strokes thinner than its disc: up to ~3% of the short side, at least 2 px
+    return max(2, round(min(shape[:2]) / 50))
+
+
+class _View:
+    """A frame's analysis copy and what several scores need from it, computed once per pair."""
+
+    def __init__(self, frame: Frame) -> None:
+        rgb = _analysis_copy(frame)
+        self.rgb = rgb
+        self.lab8 = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
+        self.shape = rgb.shape[:2]
+        self.lab = _lab(rgb)
+        k = np.ones((3, 3), np.uint8)
+        spread = cv2.split(cv2.subtract(cv2.dilate(rgb, k), cv2.erode(rgb, k)))
+        self.flat = cv2.max(cv2.max(spread[0], spread[1]), spread[2]) <= FLAT_RANGE
+        # 4-level cells of the 8-bit Lab cube (1.6 L*, 4 a*, 4 b*): colours, with their mean and area
+        q = (self.lab8 >> 2).astype(np.int32)
+        self.cell = ((q[..., 0] << 6 | q[..., 1]) << 6 | q[..., 2]).ravel()
+        # each RGB channel's quantile function (inverse CDF) at _LEVELS, in 8-bit levels
+        cdfs = [np.cumsum(np.bincount(rgb[..., c].ravel(), minlength=256)) / self.cell.size for c in range(3)]
+        self.quantiles = np.stack([np.searchsorted(cdf, _LEVELS) for cdf in cdfs], axis=1).astype(np.float32)
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * _ink_radius(rgb.shape) + 1,) * 2)
+        self.ink = cv2.morphologyEx(self.lab[..., 0], cv2.MORPH_BLACKHAT, disc) > INK_CONTRAST
+
+    def colours(self, where: np.ndarray | None = None) -> _Colours:
+        """The distinct colours of the pixels in `where` (all pixels if None)."""
+        cell = self.cell if where is None else self.cell[where.ravel()]
+        lab = self.lab.reshape(-1, 3) if where is None else self.lab[where]
+        ids, inverse, counts = np.unique(cell, return_inverse=True, return_counts=True)
+        means = np.stack([np.bincount(inverse, weights=lab[:, c], minlength=len(ids)) for c in range(3)], axis=1)
+        return _Colours(ids, (means / counts[:, None]).astype(np.float32), counts, inverse.ravel())
+
+
+@dataclass(frozen=True)
+class _Colours:
+    """Colour cells present in some pixels: sorted cell ids, their mean Lab colour and pixel count, and
+    each pixel's index into them."""
+
+    ids: np.ndarray
+    means: np.ndarray
+    counts: np.ndarray
+    inverse: np.ndarray
+
+
+def _nearest(colours: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ΔE76 from each colour to its nearest palette colour, and that colour's index."""
+    dist = np.empty(len(colours), np.float32)
+    index = np.empty(len(colours), np.int64)
+    step = max(1, (1 << 22) // max(1, len(palette)))  # bounds the temporary to ~4M distances
+    for i in range(0, len(colours), step):
+        d = colours[i : i + step, None, :] - palette[None, :, :]
+        d2 = np.einsum("upc,upc->up", d, d)
+        j = d2.argmin(axis=1)
+        index[i : i + step] = j
+        dist[i : i + step] = np.sqrt(d2[np.arange(len(j)), j])
+    return dist, index
+
+
+# ----------------------------------------------------------------------------- the scores
+
+
+@dataclass
+class _Keys:
+    """What the scores need from the two keyframes, computed once per pair."""
+
+    a: _View
+    b: _View
+    palette_ids: np.ndarray  # colour cells present in either keyframe
+    palette: np.ndarray  # their mean Lab colours
+    majors: np.ndarray  # flat colours covering MAJOR_SHARE of both keyframes
+    area_a: np.ndarray  # their share of each keyframe
+    area_b: np.ndarray
+    motion: np.ndarray  # pixels whose colour changes from A to B by more than CHANGED_DE
+
+
+def _keys(a: _View, b: _View) -> _Keys:
+    col_a, col_b = a.colours(), b.colours()
+    palette_ids, first = np.unique(np.concatenate([col_a.ids, col_b.ids]), return_index=True)
+    # Major colours: flat pixels of either keyframe, merged greedily by area so that one painted colour
+    # (rendered a level or two apart) is counted once.
+    flat_a, flat_b = a.colours(a.flat), b.colours(b.flat)
+    cand = np.concatenate([flat_a.means, flat_b.means])
+    count = np.concatenate([flat_a.counts, flat_b.counts])
+    order = np.argsort(-count)
+    order = order[count[order] >= MAJOR_SHARE * a.cell.size]
+    kept: list[np.ndarray] = []
+    for i in order:
+        if all(float(np.linalg.norm(cand[i] - k)) > COLOUR_TOL for k in kept):
+            kept.append(cand[i])
+    majors = np.array(kept, np.float32).reshape(-1, 3)
+    # Motion: pixels that change by more than CHANGED_DE, from a colour B also shows to one A also shows
+    # (something moved there); a colour changing in place (a fade, a light change) is a true blend.
+    moved_a = (_nearest(col_a.means, col_b.means)[0] <= COLOUR_TOL)[col_a.inverse]
+    moved_b = (_nearest(col_b.means, col_a.means)[0] <= COLOUR_TOL)[col_b.inverse]
+    d = b.lab - a.lab
+    changed = np.einsum("hwc,hwc->hw", d, d) > CHANGED_DE**2
+    return _Keys(
+        a=a, b=b, palette_ids=palette_ids, palette=np.concatenate([col_a.means, col_b.means])[first],
+        majors=majors, area_a=_areas(a, majors), area_b=_areas(b, majors),
+        motion=changed & (moved_a & moved_b).reshape(changed.shape),
+    )
+
+
+def _areas(view: _View, colours: np.ndarray) -> np.ndarray:
+    """Share of the frame within COLOUR_TOL of each colour (each pixel counted for its nearest one)."""
+    if not len(colours):
+        return np.zeros(0)
+    col = view.colours()
+    dist, index = _nearest(col.means, colours)
+    near = dist <= COLOUR_TOL
+    return np.bincount(index[near], weights=col.counts[near], minlength=len(colours)) / view.cell.size
+
+
+def _tone(f: _View, keys: _Keys) -> float:
+    if not f.flat.any():
+        return 0.0
+    col = f.colours(f.flat)
+    dist = np.zeros(len(col.ids), np.float32)
+    known = np.isin(col.ids, keys.palette_ids)
+    # A colour in a keyframe's cell is within a cell's width of it; only the others are searched.
+    pos = np.searchsorted(keys.palette_ids, col.ids[known])
+    dist[known] = np.linalg.norm(col.means[known] - keys.palette[pos], axis=1)
+    if (~known).any():
+        dist[~known] = _nearest(col.means[~known], keys.palette)[0]
+    # A pixel whose colour lies between A's and B's at the same place (blended in RGB, as a fade or
+    # a light change is) is a colour changing in place: explained too.
+    a = keys.a.rgb[f.flat].astype(np.float32)
+    d = keys.b.rgb[f.flat].astype(np.float32) - a
+    e = f.rgb[f.flat].astype(np.float32) - a
+    lam = np.clip(np.einsum("pc,pc->p", e, d) / np.maximum(np.einsum("pc,pc->p", d, d), 1e-6), 0.0, 1.0)
+    blend = _lab((a + lam[:, None] * d).reshape(-1, 1, 3)).reshape(-1, 3)
+    between = np.linalg.norm(f.lab[f.flat] - blend, axis=1)
+    return float(np.minimum(dist[col.inverse], between).mean())
+
+
+# a, b: one 8-bit level is one unit; L*: 100/255 of a unit
+def _flicker(f: _View, prev: _View, nxt: _View, w: float) -> float:
+    # Earth mover's distance of each RGB channel's distribution (the mean gap between quantile
+    # functions) from the neighbours' displacement interpolation at f's time. Motion moves colours
+    # around but keeps their amounts, and a fade moves every quantile along a straight line: both stay
+    # on the interpolation. A flash or a tone jump in one frame leaves it.
+    expected = (1.0 - w) * prev.quantiles + w * nxt.quantiles
+    return float(np.linalg.norm(np.abs(f.quantiles - expected).mean(axis=0)))
+
+
+def _ghost(f: _View, keys: _Keys) -> float:
+    moving = keys.motion
+    area = int(moving.sum())
+    if area < 0.001 * moving.size:
+        return 0.0
+    # Project each moving pixel's colour onto the segment from A's colour to B's: a ghost sits inside
+    # the segment (lam between the margins) and close to it; a true in-between shows A's colour, B's,
+    # or a third drawing's, except along anti-aliased edges, which the opening below removes.
+    a, d = keys.a.lab[moving], keys.b.lab[moving] - keys.a.lab[moving]
+    e = f.lab[moving] - a
+    n2 = np.einsum("pc,pc->p", d, d)
+    lam = np.einsum("pc,pc->p", e, d) / n2
+    off = e - lam[:, None] * d
+    near = np.einsum("pc,pc->p", off, off) < (0.2 * np.sqrt(n2) + 2.0) ** 2
+    mix = np.zeros(moving.shape, np.uint8)
+    mix[moving] = (lam > MIX_MARGIN) & (lam < 1.0 - MIX_MARGIN) & near
+    mix = cv2.morphologyEx(mix, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    return float(mix.sum() / area)
+
+
+def _vanish(f: _View, keys: _Keys, t: float) -> float:
+    both = (keys.area_a >= MAJOR_SHARE) & (keys.area_b >= MAJOR_SHARE)
+    if not both.any():
+        return 0.0
+    expected = ((1.0 - t) * keys.area_a + t * keys.area_b)[both]
+    return float(max(0.0, np.max((expected - _areas(f, keys.majors)[both]) / expected)))
+
+
+class _Flow:
+    """Dense optical flow between two neighbouring frames' analysis copies (DIS, Kroeger et al. 2016),
+    both ways, and where each way can be trusted (forward-backward consistency)."""
+
+    def __init__(self, a: _View, b: _View) -> None:
+        dis = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_MEDIUM)
+        ga, gb = a.lab8[..., 0], b.lab8[..., 0]
+        self.ab = dis.calc(ga, gb, None)  # a(x) ~ b(x + ab(x))
+        self.ba = dis.calc(gb, ga, None)
+        h, w = ga.shape
+        grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=2)
+        self.ok_a = self._consistent(self.ab, self.ba, grid)
+        self.ok_b = self._consistent(self.ba, self.ab, grid)
+
+    @staticmethod
+    def _consistent(fwd: np.ndarray, bwd: np.ndarray, grid: np.ndarray) -> np.ndarray:
+        # Going there and back lands within a pixel (plus 10% of the motion) of the start: not occluded,
+        # not a match the flow made up.
+        there = grid + fwd
+        back = cv2.remap(bwd, there[..., 0], there[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return np.linalg.norm(fwd + back, axis=2) < 1.0 + 0.1 * np.linalg.norm(fwd, axis=2)
+
+
+def _lines(f: _View, from_prev: _Flow, to_next: _Flow, w: float) -> tuple[float, float] | None:
+    # Each ink pixel of f has a match in the previous frame and one in the next (the flows); motion
+    # that is linear over this short span puts f's pixel on the segment between the two matches, at
+    # the fraction w of the way. The score is the mean distance from there: a line that jumped,
+    # wobbled or boiled in f is off its neighbours' path, however fast they move.
+    to_prev, to_nxt = from_prev.ba, to_next.ab
+    trusted = f.ink & from_prev.ok_b & to_next.ok_a
+    if trusted.sum() < max(1.0, LINE_COVERAGE * float(f.ink.sum())):
+        return None
+    off = float(np.linalg.norm((1.0 - w) * to_prev[trusted] + w * to_nxt[trusted], axis=1).mean())
+    motion = 0.5 * float((np.linalg.norm(to_prev[trusted], axis=1) + np.linalg.norm(to_nxt[trusted], axis=1)).mean())
+    return max(0.0, off - LINE_MOTION_SLACK * motion), motion
+
+
+# ----------------------------------------------------------------------------- a pair
+
+
+def score_pair(
+    frame_a: Frame,
+    frame_b: Frame,
+    times: Sequence[float],
+    frames: Sequence[Frame],
+    thresholds: QAThresholds | None = None,
+) -> PairQuality:
+    """Hard problems, scores and flags of the in-betweens `frames` at `times` between two keyframes."""
+    started = time.perf_counter()
+    limits = thresholds or QAThresholds()
+    problems = hard_problems(frame_a, frame_b, times, frames)
+    if len(frames) != len(times) or any(not isinstance(f, np.ndarray) or f.shape != frame_a.shape for f in frames):
+        return PairQuality(tuple(problems), (), (), time.perf_counter() - started)
+    # The neighbours are the frames next in time; the output keeps the order the frames were given in.
+    order = sorted(range(len(frames)), key=lambda i: float(times[i]))
+    views = [_View(x) for x in (frame_a, *(frames[i] for i in order), frame_b)]
+    ts = [0.0, *(float(times[i]) for i in order), 1.0]
+    keys = _keys(views[0], views[-1])
+    follow = min(views[0].shape) >= FLOW_MIN_SIDE
+    flows = [_Flow(views[i], views[i + 1]) for i in range(len(views) - 1)] if follow else []
+    scores: list[FrameScores] = []
+    for i in range(1, len(views) - 1):
+        prev, f, nxt = views[i - 1], views[i], views[i + 1]
+        span = ts[i + 1] - ts[i - 1]
+        w = (ts[i] - ts[i - 1]) / span if span > 0 else 0.5
+        lines = _lines(f, flows[i - 1], flows[i], w) if follow else None
+        scores.append(FrameScores(
+            index=order[i - 1] + 1, t=ts[i],
+            tone=_tone(f, keys),
+            flicker=_flicker(f, prev, nxt, w),
+            ghost=_ghost(f, keys),
+            lines=None if lines is None else lines[0],
+            vanish=_vanish(f, keys, ts[i]),
+            motion=None if lines is None else lines[1],
+        ))
+    scores.sort(key=lambda s: s.index)
+    flags = tuple(f"{frame_label(s.index, s.t)}: {line}" for s in scores for line in s.over(limits))
+    return PairQuality(tuple(problems), tuple(scores), flags, time.perf_counter() - started)
