@@ -19,14 +19,10 @@ import ray
 
 from cluster.config import WorkerConfig
 from cluster.jobs import Attempt, PairJob, PairResult
-from cluster.qa import qa_problems
+from cluster.qa import check_output
 from cluster.staging import complete_frames, publish
 from tooncrafter_model.backend import Interpolator, load_backend
 from tooncrafter_model.frames import Frame, pixel_hash, read_frame, write_frame
-
-
-class QAError(ValueError):
-    """A backend returned frames that must not be published (black, a copied keyframe, wrong size)."""
 
 
 @dataclass(frozen=True)
@@ -118,10 +114,8 @@ class RenderWorker:
             params=dict(job.params) or None,
         )
         t2 = time.perf_counter()
-        if qa:
-            problems = qa_problems(frame_a, frame_b, job.times, frames)
-            if problems:
-                raise QAError("; ".join(problems))
+        quality = check_output(frame_a, frame_b, job.times, frames) if qa else None
+        t3 = time.perf_counter()
         paths, kept = publish(out_dir, frames)
         hashes = [pixel_hash(read_frame(p)) for p in paths] if kept else [pixel_hash(f) for f in frames]
         meta: dict[str, object] = dict(getattr(frames, "meta", {}))
@@ -129,8 +123,11 @@ class RenderWorker:
             kept_existing=kept,
             read_s=round(t1 - t0, 6),
             interpolate_s=round(t2 - t1, 6),
-            write_s=round(time.perf_counter() - t2, 6),
+            qa_s=round(t3 - t2, 6),
+            write_s=round(time.perf_counter() - t3, 6),
         )
+        if quality is not None:
+            meta["qa"] = quality
         return paths, hashes, meta
 
     def _attempt(self, started: float, error: str | None) -> Attempt:

@@ -1,5 +1,5 @@
-"""The parts of the farm that need no Ray: config, QA, atomic publication, the worker class run in-process,
-and the simulated GPU backend's faults."""
+"""The parts of the farm that need no Ray: config, atomic publication, the worker class run in-process with
+its QA, and the simulated GPU backend's faults and defects."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import pytest
 
 from cluster.config import PoolConfig, WorkerConfig
 from cluster.jobs import PairJob
-from cluster.qa import qa_problems
 from cluster.staging import complete_frames, publish, sweep_temp
 from cluster.worker import RenderWorker
 from tooncrafter_model.backend import load_backend
@@ -57,35 +56,6 @@ def test_worker_config_is_frozen_hashable_and_normalised() -> None:
 def test_bad_config_names_the_field(build: object, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         build()  # type: ignore[operator]
-
-
-# ----------------------------------------------------------------------------- QA
-
-
-def test_qa_accepts_a_cross_fade() -> None:
-    times = (0.25, 0.5, 0.75)
-    assert qa_problems(A, B, times, [crossfade(t) for t in times]) == []
-
-
-def test_qa_flags_black_copies_count_and_size() -> None:
-    times = (0.25, 0.5, 0.75)
-    frames = [np.zeros_like(A), A.copy(), B.copy()]
-    assert qa_problems(A, B, times, frames) == [
-        "frame 0001 (t=0.25): all black",
-        "frame 0002 (t=0.5): identical to keyframe A",
-        "frame 0003 (t=0.75): identical to keyframe B",
-    ]
-    assert qa_problems(A, B, times, frames[:2]) == ["expected 3 frames, got 2"]
-    small = np.zeros((3, 4, 3), np.uint8) + 9
-    assert qa_problems(A, B, (0.5,), [small]) == ["frame 0001 (t=0.5): expected uint8 (6, 8, 3), got uint8 (3, 4, 3)"]
-
-
-def test_qa_allows_what_the_keyframes_explain() -> None:
-    black = np.zeros_like(A)
-    assert qa_problems(black, black, (0.5,), [black.copy()]) == []  # a fade held on black
-    near = A.copy()
-    near[0, 0, 0] += 1  # a one-level difference: every in-between legitimately rounds to a keyframe
-    assert qa_problems(A, near, (0.25, 0.75), [A.copy(), near.copy()]) == []
 
 
 # ----------------------------------------------------------------------------- staging
@@ -156,7 +126,7 @@ def test_worker_reports_bad_input_and_qa_failures_without_writing(tmp_path: Path
     assert not result.ok and result.error.startswith("QAError: frame 0001 (t=0.25): all black")
     assert not Path(make_job("k3").out_dir).exists()
     unchecked = black.render(make_job("k4"), qa=False)
-    assert unchecked.ok  # QA off publishes whatever came out
+    assert unchecked.ok and "qa" not in unchecked.meta  # QA off publishes whatever came out, unscored
     assert not (tmp_path / "renders").joinpath(".k3").exists()
     assert sorted(os.listdir(tmp_path / "renders")) == ["k4"]
 
@@ -164,6 +134,19 @@ def test_worker_reports_bad_input_and_qa_failures_without_writing(tmp_path: Path
 def test_unknown_backend_fails_at_construction() -> None:
     with pytest.raises(ValueError, match="unknown backend 'nope'"):
         RenderWorker(WorkerConfig(backend="nope"))
+
+
+def test_worker_returns_every_pairs_quality_scores_and_still_publishes_a_flagged_pair(make_job: MakeJob) -> None:
+    clean = RenderWorker(WorkerConfig(backend="simulated-gpu", backend_settings={"seconds": 0}))
+    result = clean.render(make_job("q1"))
+    assert result.ok and result.meta["qa_s"] > 0
+    qa = result.meta["qa"]
+    assert qa["problems"] == [] and [f["t"] for f in qa["frames"]] == [0.25, 0.5, 0.75]
+    assert set(qa["frames"][0]) == {"index", "t", "tone", "flicker", "ghost", "lines", "vanish", "motion"}
+    flash = make_job("q2", params=(("defect", "flicker"), ("defect_strength", 0.5)))
+    spoiled = clean.render(flash)
+    assert spoiled.ok and Path(spoiled.frame_paths[0]).is_file()  # phase 1: flagged, not retried
+    assert spoiled.meta["defect"] == "flicker" and any(": flicker " in f for f in spoiled.meta["qa"]["flags"])
 
 
 # ----------------------------------------------------------------------------- simulated GPU backend
@@ -213,3 +196,30 @@ def test_simulated_crash_kills_the_process(tmp_path: Path) -> None:
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert run.returncode == 1 and "survived" not in run.stdout
+
+
+def test_simulated_defects_spoil_only_the_seeds_asked() -> None:
+    sim = SimulatedGPUBackend(seconds=0)
+    params = {"defect": "tone", "defect_strength": 10.0, "defect_seeds": [3]}
+    spoiled = sim.interpolate(A, B, (0.5,), seed=3, params=params)
+    assert not np.array_equal(spoiled[0], crossfade(0.5))
+    assert spoiled.meta["defect"] == "tone" and spoiled.meta["defect_strength"] == 10.0
+    retry = sim.interpolate(A, B, (0.5,), seed=4, params=params)  # a retry with another seed comes out clean
+    assert np.array_equal(retry[0], crossfade(0.5)) and "defect" not in retry.meta
+    everywhere = sim.interpolate(A, B, (0.5,), seed=4, params={"defect": "flicker"})
+    assert everywhere.meta["defect_strength"] == 0.3  # the default strength: clearly visible
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"defect": "melt"}, "unknown defect 'melt'"),
+        ({"defect": "ghost", "defect_strength": 2}, r"defect_strength for ghost must be in \(0, 1\], got 2"),
+        ({"defect": "ghost", "defect_strength": "strong"}, "defect_strength must be a number, got 'strong'"),
+        ({"defect": "ghost", "defect_seeds": 3}, "defect_seeds must be a list of integers, got 3"),
+        ({"defect_colour": "red"}, "takes no parameter defect_colour"),
+    ],
+)
+def test_simulated_defect_params_are_checked(params: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SimulatedGPUBackend(seconds=0).interpolate(A, B, (0.5,), params=params)
