@@ -137,7 +137,9 @@ BACKENDS: dict[str, BackendSpec] = {
         frozenset({"steps", "eta", "cfg", "rescale", "fs", "sketch_scale"}),
         sketches=True,
     ),
-    "simulated-gpu": BackendSpec("tooncrafter_model.simulated:SimulatedGPUBackend"),
+    "simulated-gpu": BackendSpec(
+        "tooncrafter_model.simulated:SimulatedGPUBackend", frozenset({"defect", "defect_strength", "defect_seeds"})
+    ),
 }
 
 

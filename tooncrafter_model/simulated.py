@@ -22,6 +22,15 @@ pair while a retry elsewhere succeeds:
 - `fault_device`: only in the process whose `CUDA_VISIBLE_DEVICES` equals this (one fake GPU);
 - `fault_once_dir` + `fault_limit`: only the first `fault_limit` calls across all processes and
   restarts; each firing claims a marker file in that folder with an exclusive create.
+
+Faults break a render; defects spoil its pixels the way generative in-betweeners do, for the quality
+scores to find (tooncrafter_model/defects.py). They are per-shot params, so one shot of a farm run can
+misbehave while the others stay clean:
+- `defect`: tone, flicker, ghost, lines or vanish;
+- `defect_strength`: how strong (the defect's own unit; default: clearly visible);
+- `defect_seeds`: only pairs rendered with one of these seeds, so a retry with another seed comes out clean.
+The clean output is a cross-fade, which is a good in-between only for small motions: tests of the
+quality policy use keyframes a few pixels apart.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from tooncrafter_model.backend import BackendIdentity, OnStep, check_params, check_request, config_hash
+from tooncrafter_model.defects import DEFAULT_STRENGTH, check_defect, inject
 from tooncrafter_model.frames import Frame, Frames
 
 FAULTS = ("black", "identity", "nan", "raise", "hang", "crash")
@@ -95,6 +105,7 @@ class SimulatedGPUBackend:
         """Sleep as if rendering, then cross-fade; misbehave instead when a targeted fault fires."""
         check_request(frame_a, frame_b, times)
         check_params(self.name, params)
+        defect = _defect(params or {}, seed)
         fault = self.fault if self.fault and self._fault_fires(seed) else None
         if fault == "crash":
             os._exit(1)
@@ -119,6 +130,10 @@ class SimulatedGPUBackend:
                 on_step({"step": i + 1, "total": len(times), "t": float(t)})
         if fault:
             out.meta["fault"] = fault
+        if defect is not None:
+            name, strength = defect
+            out[:] = inject(name, frame_a, frame_b, times, out, strength=strength, seed=seed)
+            out.meta.update(defect=name, defect_strength=strength)
         return out
 
     def _fault_fires(self, seed: int) -> bool:
@@ -138,3 +153,21 @@ class SimulatedGPUBackend:
             except FileExistsError:
                 continue
         return False
+
+
+def _defect(params: Mapping[str, Any], seed: int) -> tuple[str, float] | None:
+    """The (defect, strength) the shot's params ask for on this seed, or None; raises on bad values."""
+    name = params.get("defect")
+    if name is None:
+        return None
+    strength = params.get("defect_strength", DEFAULT_STRENGTH.get(str(name), 0.0))
+    if not isinstance(strength, (int, float)) or isinstance(strength, bool):
+        raise ValueError(f"simulated-gpu: defect_strength must be a number, got {strength!r}")
+    check_defect(str(name), float(strength))
+    seeds = params.get("defect_seeds")
+    if seeds is not None:
+        if not isinstance(seeds, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
+            raise ValueError(f"simulated-gpu: defect_seeds must be a list of integers, got {seeds!r}")
+        if seed not in seeds:
+            return None
+    return str(name), float(strength)
