@@ -10,10 +10,10 @@ in-betweens alone (no ground truth), on a small analysis copy of every frame (lo
 | `tone`    | mean distance of its flat-colour pixels to the nearest keyframe colour     | ΔE76 (CIELAB)   |
 | `flicker` | how far its colour distribution is from its neighbours', at its time      | 8-bit levels    |
 | `ghost`   | share of the changed area that is a see-through mix of the two keyframes  | fraction 0-1    |
-| `lines`   | distance of its ink lines from where their matches in the two neighbours  | px of the       |
-|           | put them (optical flow, linear motion over the span)                      | analysis copy   |
-| `vanish`  | largest share of a keyframe colour's area (one drawn in both keyframes)   | fraction 0-1    |
-|           | that is missing                                                           |                 |
+| `lines`   | distance of its ink lines from the path between their matches in the two  | px of the       |
+|           | neighbours (optical flow)                                                  | analysis copy   |
+| `vanish`  | largest share of a painted colour's area (one both keyframes show, about  | fraction 0-1    |
+|           | as large) that is missing                                                 |                 |
 
 A frame is flagged when a score exceeds its threshold (`QAThresholds`); the defaults were chosen from
 the evaluation set of `bench/quality.py` (ARCHITECTURE.md, "Quality control"). `hard_problems` holds
@@ -43,8 +43,9 @@ MIX_MARGIN = 0.15  # a see-through mix lies at least this far from both keyframe
 COLOUR_TOL = 6.0  # ΔE within which a pixel counts as a keyframe colour's area
 MAJOR_SHARE = 0.003  # a keyframe colour counts for `vanish` when it covers this share of both keyframes
 LINE_COVERAGE = 0.3  # `lines` is measured when the flow can be followed on this share of the ink lines
+TONE_SEARCH = 1024  # colours of a frame whose nearest keyframe colour is searched (the most common)
 FLOW_MIN_SIDE = 16  # smaller frames have no lines score (the flow needs a few patches to match)
-LINE_MOTION_SLACK = 0.01  # share of a line's motion that `lines` forgives (arcs are not straight)
+LINE_MOTION_SLACK = 0.01  # share of a line pixel's motion that `lines` forgives (arcs are not straight)
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,9 @@ class QAThresholds:
     """A frame is flagged when one of its scores is above the threshold of the same name."""
 
     tone: float = 1.0
-    flicker: float = 1.0
+    flicker: float = 3.0
     ghost: float = 0.15
-    lines: float = 0.4
+    lines: float = 0.3
     vanish: float = 0.5
 
     def __post_init__(self) -> None:
@@ -156,6 +157,9 @@ def hard_problems(frame_a: Frame, frame_b: Frame, times: Sequence[float], frames
 # ----------------------------------------------------------------------------- one frame, analysed once
 
 _LEVELS = (np.arange(256) + 0.5) / 256  # quantile levels of the colour distributions
+_PATH = np.linspace(0.0, 1.0, 33, dtype=np.float32)  # points tried along the neighbours' interpolation
+_CELL_OFFSET = np.array([0.0, 128.0, 128.0], np.float32)
+_CELL_SCALE = np.array([63.99 / 100, 1 / 4, 1 / 4], np.float32)
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
@@ -183,14 +187,14 @@ class _View:
     def __init__(self, frame: Frame) -> None:
         rgb = _analysis_copy(frame)
         self.rgb = rgb
-        self.lab8 = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
         self.shape = rgb.shape[:2]
         self.lab = _lab(rgb)
+        self.grey = cv2.convertScaleAbs(self.lab[..., 0], alpha=255 / 100)  # L* as 8 bits, for the flow
         k = np.ones((3, 3), np.uint8)
         spread = cv2.split(cv2.subtract(cv2.dilate(rgb, k), cv2.erode(rgb, k)))
         self.flat = cv2.max(cv2.max(spread[0], spread[1]), spread[2]) <= FLAT_RANGE
-        # 4-level cells of the 8-bit Lab cube (1.6 L*, 4 a*, 4 b*): colours, with their mean and area
-        q = (self.lab8 >> 2).astype(np.int32)
+        # cells of 1.6 L* x 4 a* x 4 b* (64 per axis): colours, with their mean and area
+        q = np.clip((self.lab + _CELL_OFFSET) * _CELL_SCALE, 0, 63).astype(np.int32)
         self.cell = ((q[..., 0] << 6 | q[..., 1]) << 6 | q[..., 2]).ravel()
         # each RGB channel's quantile function (inverse CDF) at _LEVELS, in 8-bit levels
         cdfs = [np.cumsum(np.bincount(rgb[..., c].ravel(), minlength=256)) / self.cell.size for c in range(3)]
@@ -266,8 +270,8 @@ def _keys(a: _View, b: _View) -> _Keys:
     majors = np.array(kept, np.float32).reshape(-1, 3)
     # Motion: pixels that change by more than CHANGED_DE, from a colour B also shows to one A also shows
     # (something moved there); a colour changing in place (a fade, a light change) is a true blend.
-    moved_a = (_nearest(col_a.means, col_b.means)[0] <= COLOUR_TOL)[col_a.inverse]
-    moved_b = (_nearest(col_b.means, col_a.means)[0] <= COLOUR_TOL)[col_b.inverse]
+    moved_a = _near_cells(col_a.ids, col_b.ids)[col_a.inverse]
+    moved_b = _near_cells(col_b.ids, col_a.ids)[col_b.inverse]
     d = b.lab - a.lab
     changed = np.einsum("hwc,hwc->hw", d, d) > CHANGED_DE**2
     return _Keys(
@@ -275,6 +279,20 @@ def _keys(a: _View, b: _View) -> _Keys:
         majors=majors, area_a=_areas(a, majors), area_b=_areas(b, majors),
         motion=changed & (moved_a & moved_b).reshape(changed.shape),
     )
+
+
+def _near_cells(ids: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Whether each colour cell in `ids` has a cell of `other` next to it (one cell along each axis:
+    within about COLOUR_TOL)."""
+    def axes(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # cell id = L << 12 | a << 6 | b; shifted by one into a grid with an empty border
+        return ((cells >> 12) & 63) + 1, ((cells >> 6) & 63) + 1, (cells & 63) + 1
+
+    grid = np.zeros((66, 66, 66), bool)
+    grid[axes(other)] = True
+    for axis in range(3):  # a 3x3x3 dilation, one axis at a time
+        grid = grid | np.roll(grid, 1, axis) | np.roll(grid, -1, axis)
+    return grid[axes(ids)]
 
 
 def _areas(view: _View, colours: np.ndarray) -> np.ndarray:
@@ -296,27 +314,40 @@ def _tone(f: _View, keys: _Keys) -> float:
     # A colour in a keyframe's cell is within a cell's width of it; only the others are searched.
     pos = np.searchsorted(keys.palette_ids, col.ids[known])
     dist[known] = np.linalg.norm(col.means[known] - keys.palette[pos], axis=1)
-    if (~known).any():
-        dist[~known] = _nearest(col.means[~known], keys.palette)[0]
+    unknown = np.nonzero(~known)[0]
+    if len(unknown):
+        # Searched for the most common ones only (anime frames can have thousands of colours); the
+        # rest get their mean distance.
+        searched = unknown[np.argsort(-col.counts[unknown])[:TONE_SEARCH]]
+        dist[searched] = _nearest(col.means[searched], keys.palette)[0]
+        rest = np.setdiff1d(unknown, searched)
+        if len(rest):
+            dist[rest] = np.average(dist[searched], weights=col.counts[searched])
     # A pixel whose colour lies between A's and B's at the same place (blended in RGB, as a fade or
     # a light change is) is a colour changing in place: explained too.
-    a = keys.a.rgb[f.flat].astype(np.float32)
-    d = keys.b.rgb[f.flat].astype(np.float32) - a
-    e = f.rgb[f.flat].astype(np.float32) - a
-    lam = np.clip(np.einsum("pc,pc->p", e, d) / np.maximum(np.einsum("pc,pc->p", d, d), 1e-6), 0.0, 1.0)
-    blend = _lab((a + lam[:, None] * d).reshape(-1, 1, 3)).reshape(-1, 3)
-    between = np.linalg.norm(f.lab[f.flat] - blend, axis=1)
-    return float(np.minimum(dist[col.inverse], between).mean())
+    off = dist[col.inverse]
+    far = np.zeros(f.flat.shape, bool)
+    far[f.flat] = off > 0.5
+    if far.any():
+        a = keys.a.rgb[far].astype(np.float32)
+        d = keys.b.rgb[far].astype(np.float32) - a
+        e = f.rgb[far].astype(np.float32) - a
+        lam = np.clip(np.einsum("pc,pc->p", e, d) / np.maximum(np.einsum("pc,pc->p", d, d), 1e-6), 0.0, 1.0)
+        blend = _lab((a + lam[:, None] * d).reshape(-1, 1, 3)).reshape(-1, 3)
+        off[off > 0.5] = np.minimum(off[off > 0.5], np.linalg.norm(f.lab[far] - blend, axis=1))
+    return float(off.mean())
 
 
 # a, b: one 8-bit level is one unit; L*: 100/255 of a unit
-def _flicker(f: _View, prev: _View, nxt: _View, w: float) -> float:
+def _flicker(f: _View, prev: _View, nxt: _View) -> float:
     # Earth mover's distance of each RGB channel's distribution (the mean gap between quantile
-    # functions) from the neighbours' displacement interpolation at f's time. Motion moves colours
-    # around but keeps their amounts, and a fade moves every quantile along a straight line: both stay
-    # on the interpolation. A flash or a tone jump in one frame leaves it.
-    expected = (1.0 - w) * prev.quantiles + w * nxt.quantiles
-    return float(np.linalg.norm(np.abs(f.quantiles - expected).mean(axis=0)))
+    # functions) from the neighbours' displacement interpolation, at the point of it closest to f
+    # (a fade may ease in or out). Motion moves colours around but keeps their amounts, and a fade
+    # moves every quantile along a straight line: both stay on the interpolation. A flash or a tone
+    # jump in one frame leaves it.
+    e, d = f.quantiles - prev.quantiles, nxt.quantiles - prev.quantiles
+    gaps = np.abs(e[None] - _PATH[:, None, None] * d[None]).mean(axis=1)  # path point, channel
+    return float(np.linalg.norm(gaps, axis=1).min())
 
 
 def _ghost(f: _View, keys: _Keys) -> float:
@@ -339,49 +370,59 @@ def _ghost(f: _View, keys: _Keys) -> float:
     return float(mix.sum() / area)
 
 
-def _vanish(f: _View, keys: _Keys, t: float) -> float:
-    both = (keys.area_a >= MAJOR_SHARE) & (keys.area_b >= MAJOR_SHARE)
+def _vanish(f: _View, keys: _Keys) -> float:
+    # A part drawn in both keyframes keeps roughly its size (within a factor of two); a colour that
+    # grows or shrinks more between them is a change of colour (a fade), not a part.
+    a, b = keys.area_a, keys.area_b
+    both = (a >= MAJOR_SHARE) & (b >= MAJOR_SHARE) & (a <= 2 * b) & (b <= 2 * a)
     if not both.any():
         return 0.0
-    expected = ((1.0 - t) * keys.area_a + t * keys.area_b)[both]
+    # In between, it covers at least about the smaller of its two areas, whatever the spacing.
+    expected = np.minimum(a, b)[both]
     return float(max(0.0, np.max((expected - _areas(f, keys.majors)[both]) / expected)))
 
 
 class _Flow:
     """Dense optical flow between two neighbouring frames' analysis copies (DIS, Kroeger et al. 2016),
-    both ways, and where each way can be trusted (forward-backward consistency)."""
+    both ways."""
 
     def __init__(self, a: _View, b: _View) -> None:
         dis = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_MEDIUM)
-        ga, gb = a.lab8[..., 0], b.lab8[..., 0]
-        self.ab = dis.calc(ga, gb, None)  # a(x) ~ b(x + ab(x))
-        self.ba = dis.calc(gb, ga, None)
-        h, w = ga.shape
-        grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=2)
-        self.ok_a = self._consistent(self.ab, self.ba, grid)
-        self.ok_b = self._consistent(self.ba, self.ab, grid)
+        self.ab = dis.calc(a.grey, b.grey, None)  # a(x) ~ b(x + ab(x))
+        self.ba = dis.calc(b.grey, a.grey, None)
 
     @staticmethod
-    def _consistent(fwd: np.ndarray, bwd: np.ndarray, grid: np.ndarray) -> np.ndarray:
-        # Going there and back lands within a pixel (plus 10% of the motion) of the start: not occluded,
-        # not a match the flow made up.
-        there = grid + fwd
-        back = cv2.remap(bwd, there[..., 0], there[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return np.linalg.norm(fwd + back, axis=2) < 1.0 + 0.1 * np.linalg.norm(fwd, axis=2)
+    def consistent(fwd: np.ndarray, bwd: np.ndarray, where: np.ndarray) -> np.ndarray:
+        """At the pixels `where`: going there along `fwd` and back along `bwd` lands within a pixel (plus
+        10% of the motion) of the start, so the match is neither occluded nor made up."""
+        ok = np.zeros(where.shape, bool)
+        ys, xs = np.nonzero(where)
+        if not len(ys):
+            return ok
+        there = fwd[ys, xs]
+        cols = (xs + there[:, 0]).astype(np.float32).reshape(-1, 1)
+        rows = (ys + there[:, 1]).astype(np.float32).reshape(-1, 1)
+        back = cv2.remap(bwd, cols, rows, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 2)
+        ok[ys, xs] = np.linalg.norm(there + back, axis=1) < 1.0 + 0.1 * np.linalg.norm(there, axis=1)
+        return ok
 
 
-def _lines(f: _View, from_prev: _Flow, to_next: _Flow, w: float) -> tuple[float, float] | None:
-    # Each ink pixel of f has a match in the previous frame and one in the next (the flows); motion
-    # that is linear over this short span puts f's pixel on the segment between the two matches, at
-    # the fraction w of the way. The score is the mean distance from there: a line that jumped,
-    # wobbled or boiled in f is off its neighbours' path, however fast they move.
+def _lines(f: _View, from_prev: _Flow, to_next: _Flow) -> tuple[float, float] | None:
+    # Each ink pixel of f has a match in the previous frame and one in the next (the flows). Over one
+    # short span a drawn line travels along a path from the one to the other: f's pixel lies on the
+    # segment between its two matches, wherever the animator's spacing put it (ease in and out). The
+    # score is the mean distance from that segment: a line that jumped, wobbled or boiled in f is off
+    # its neighbours' path, however fast they move.
     to_prev, to_nxt = from_prev.ba, to_next.ab
-    trusted = f.ink & from_prev.ok_b & to_next.ok_a
+    trusted = _Flow.consistent(to_prev, from_prev.ab, f.ink) & _Flow.consistent(to_nxt, to_next.ba, f.ink)
     if trusted.sum() < max(1.0, LINE_COVERAGE * float(f.ink.sum())):
         return None
-    off = float(np.linalg.norm((1.0 - w) * to_prev[trusted] + w * to_nxt[trusted], axis=1).mean())
-    motion = 0.5 * float((np.linalg.norm(to_prev[trusted], axis=1) + np.linalg.norm(to_nxt[trusted], axis=1)).mean())
-    return max(0.0, off - LINE_MOTION_SLACK * motion), motion
+    p, n = to_prev[trusted], to_nxt[trusted]  # the matches, relative to f's pixel
+    d = n - p
+    lam = np.clip(-np.einsum("pc,pc->p", p, d) / np.maximum(np.einsum("pc,pc->p", d, d), 1e-6), 0.0, 1.0)
+    off = np.linalg.norm(p + lam[:, None] * d, axis=1) - LINE_MOTION_SLACK * np.linalg.norm(d, axis=1)
+    motion = 0.5 * float((np.linalg.norm(p, axis=1) + np.linalg.norm(n, axis=1)).mean())
+    return float(np.maximum(off, 0.0).mean()), motion
 
 
 # ----------------------------------------------------------------------------- a pair
@@ -410,16 +451,14 @@ def score_pair(
     scores: list[FrameScores] = []
     for i in range(1, len(views) - 1):
         prev, f, nxt = views[i - 1], views[i], views[i + 1]
-        span = ts[i + 1] - ts[i - 1]
-        w = (ts[i] - ts[i - 1]) / span if span > 0 else 0.5
-        lines = _lines(f, flows[i - 1], flows[i], w) if follow else None
+        lines = _lines(f, flows[i - 1], flows[i]) if follow else None
         scores.append(FrameScores(
             index=order[i - 1] + 1, t=ts[i],
             tone=_tone(f, keys),
-            flicker=_flicker(f, prev, nxt, w),
+            flicker=_flicker(f, prev, nxt),
             ghost=_ghost(f, keys),
             lines=None if lines is None else lines[0],
-            vanish=_vanish(f, keys, ts[i]),
+            vanish=_vanish(f, keys),
             motion=None if lines is None else lines[1],
         ))
     scores.sort(key=lambda s: s.index)
