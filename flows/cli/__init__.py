@@ -10,7 +10,7 @@ import typer
 from typer import _click  # the click that typer ships and its groups are typed against
 from typer.core import TyperGroup
 
-from flows.cli import db, models, render, serve, shots
+from flows.cli import db, models, qa, render, serve, shots
 
 
 class _ErrorBoundary(TyperGroup):
@@ -41,6 +41,7 @@ app.add_typer(shots.app)
 app.add_typer(render.app)
 app.add_typer(db.app)
 app.add_typer(serve.app)
+app.add_typer(qa.app)
 app.add_typer(models.app, name="models", help="Model files: convert checkpoints.")
 
 
