@@ -9,7 +9,7 @@ in-betweens alone (no ground truth), on a small analysis copy of every frame (lo
 |-----------|---------------------------------------------------------------------------|-----------------|
 | `tone`    | mean distance of its flat-colour pixels to the nearest keyframe colour     | ΔE76 (CIELAB)   |
 | `flicker` | how far its colour distribution is from its neighbours', at its time      | 8-bit levels    |
-| `ghost`   | share of the changed area that is a see-through mix of the two keyframes  | fraction 0-1    |
+| `ghost`   | share of the moving area that is a see-through mix of the two keyframes   | fraction 0-1    |
 | `lines`   | distance of its ink lines from the path between their matches in the two  | px of the       |
 |           | neighbours (optical flow)                                                  | analysis copy   |
 | `vanish`  | largest share of a painted colour's area (one both keyframes show, about  | fraction 0-1    |
@@ -23,7 +23,6 @@ keyframe.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -54,9 +53,9 @@ class QAThresholds:
 
     tone: float = 1.0
     flicker: float = 3.0
-    ghost: float = 0.15
+    ghost: float = 0.1
     lines: float = 0.3
-    vanish: float = 0.5
+    vanish: float = 0.3
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -239,7 +238,7 @@ def _nearest(colours: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.n
 # ----------------------------------------------------------------------------- the scores
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Keys:
     """What the scores need from the two keyframes, computed once per pair."""
 
@@ -250,7 +249,7 @@ class _Keys:
     majors: np.ndarray  # flat colours covering MAJOR_SHARE of both keyframes
     area_a: np.ndarray  # their share of each keyframe
     area_b: np.ndarray
-    motion: np.ndarray  # pixels whose colour changes from A to B by more than CHANGED_DE
+    motion: np.ndarray  # pixels where something moved between A and B (see _keys)
 
 
 def _keys(a: _View, b: _View) -> _Keys:
@@ -270,6 +269,8 @@ def _keys(a: _View, b: _View) -> _Keys:
     majors = np.array(kept, np.float32).reshape(-1, 3)
     # Motion: pixels that change by more than CHANGED_DE, from a colour B also shows to one A also shows
     # (something moved there); a colour changing in place (a fade, a light change) is a true blend.
+    # Only where a keyframe is flat: across texture and shading a blend is what a small move of
+    # the texture looks like, inside flat paint it is a double image.
     moved_a = _near_cells(col_a.ids, col_b.ids)[col_a.inverse]
     moved_b = _near_cells(col_b.ids, col_a.ids)[col_b.inverse]
     d = b.lab - a.lab
@@ -277,7 +278,7 @@ def _keys(a: _View, b: _View) -> _Keys:
     return _Keys(
         a=a, b=b, palette_ids=palette_ids, palette=np.concatenate([col_a.means, col_b.means])[first],
         majors=majors, area_a=_areas(a, majors), area_b=_areas(b, majors),
-        motion=changed & (moved_a & moved_b).reshape(changed.shape),
+        motion=changed & (moved_a & moved_b).reshape(changed.shape) & (a.flat | b.flat),
     )
 
 
@@ -338,7 +339,6 @@ def _tone(f: _View, keys: _Keys) -> float:
     return float(off.mean())
 
 
-# a, b: one 8-bit level is one unit; L*: 100/255 of a unit
 def _flicker(f: _View, prev: _View, nxt: _View) -> float:
     # Earth mover's distance of each RGB channel's distribution (the mean gap between quantile
     # functions) from the neighbours' displacement interpolation, at the point of it closest to f
@@ -363,7 +363,7 @@ def _ghost(f: _View, keys: _Keys) -> float:
     n2 = np.einsum("pc,pc->p", d, d)
     lam = np.einsum("pc,pc->p", e, d) / n2
     off = e - lam[:, None] * d
-    near = np.einsum("pc,pc->p", off, off) < (0.2 * np.sqrt(n2) + 2.0) ** 2
+    near = np.einsum("pc,pc->p", off, off) < (0.2 * np.sqrt(n2) + 2.0) ** 2  # 20% of A->B, plus 2 ΔE
     mix = np.zeros(moving.shape, np.uint8)
     mix[moving] = (lam > MIX_MARGIN) & (lam < 1.0 - MIX_MARGIN) & near
     mix = cv2.morphologyEx(mix, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
