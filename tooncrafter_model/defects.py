@@ -11,8 +11,8 @@ dailies), made at a chosen strength:
 | `ghost`   | every in-between blended with the farther keyframe (a double image)    | opacity of the ghost, 0-1   |
 | `lines`   | one in-between warped by a smooth random displacement (lines jump)     | largest shift, share of the |
 |           |                                                                        | frame's short side          |
-| `vanish`  | a part drawn in both keyframes painted over with its surroundings in   | opacity of the removal, 0-1 |
-|           | every in-between                                                       |                             |
+| `vanish`  | a part drawn in both keyframes (and its outline) painted over with the | opacity of the removal, 0-1 |
+|           | colour around it, in every in-between                                  |                             |
 
 The seed picks the offset's direction, the frame that flickers or jumps, the displacement field and
 the part that vanishes: the same seed gives the same defect.
@@ -82,7 +82,7 @@ def inject(
     for i, f in enumerate(out):
         part = _part(f, colour)
         if part is not None:
-            out[i] = _blend(f, cv2.inpaint(f, part, 3, cv2.INPAINT_TELEA), s, part)
+            out[i] = _blend(f, _painted_over(f, part), s, part)
     return out
 
 
@@ -145,11 +145,20 @@ def _shared_part_colour(frame_a: Frame, frame_b: Frame, rng: np.random.Generator
     return shared[int(rng.integers(len(shared)))] if shared else None
 
 
+def _painted_over(frame: Frame, part: np.ndarray) -> Frame:
+    """`frame` with `part` filled with the colour most of its surroundings have (the paint behind it)."""
+    ring = cv2.dilate(part, np.ones((7, 7), np.uint8)).astype(bool) & ~part.astype(bool)
+    out = frame.copy()
+    out[part.astype(bool)] = np.median(frame[ring], axis=0).astype(np.uint8)
+    return out
+
+
 def _part(frame: Frame, colour: np.ndarray) -> np.ndarray | None:
-    """The largest region of `colour` with its outline, as an inpainting mask."""
+    """The largest region of `colour` with its outline, as a mask."""
     regions = _regions(frame, colour)
     if not regions:
         return None
-    r = max(1, round(min(frame.shape[:2]) / 64)) + 1
+    # the outline goes too: twice a synthetic ink line (tasks/synthetic.py) and its anti-aliasing
+    r = 2 * max(1, round(min(frame.shape[:2]) / 64)) + 2
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     return cv2.dilate(regions[0].astype(np.uint8), disc)
