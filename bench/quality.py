@@ -185,7 +185,9 @@ def evaluate(
     rows.append({
         "bench": "quality", "set": "summary", "detection_rate": round(detected / max(1, total), 4),
         "false_positive_rate": fp["false_positive_rate"], "defective_pairs": total, "clean_frames": fp["frames"],
-        "meets_targets": detected / max(1, total) >= TARGET_DETECTION and fp["false_positive_rate"] <= TARGET_FALSE_POSITIVES,
+        "meets_targets": (
+            detected / max(1, total) >= TARGET_DETECTION and fp["false_positive_rate"] <= TARGET_FALSE_POSITIVES
+        ),
     })
     return [{"bench": "quality", "data": data, **{k: v for k, v in row.items() if k != "bench"}} for row in rows]
 

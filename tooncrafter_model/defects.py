@@ -135,7 +135,8 @@ def _shared_part_colour(frame_a: Frame, frame_b: Frame, rng: np.random.Generator
     """The colour of a part drawn in both keyframes, picked by `rng` among those there are."""
     lab_a = _to_lab(frame_a)
     pixels = lab_a.reshape(-1, 3)
-    _, group, counts = np.unique((pixels / 6.0).round().astype(np.int32), axis=0, return_inverse=True, return_counts=True)
+    cells = (pixels / 6.0).round().astype(np.int32)
+    _, group, counts = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
     group = group.ravel()
     shared = []
     for g in np.nonzero(counts >= 0.003 * len(pixels))[0]:

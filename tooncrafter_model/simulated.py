@@ -166,7 +166,8 @@ def _defect(params: Mapping[str, Any], seed: int) -> tuple[str, float] | None:
     check_defect(str(name), float(strength))
     seeds = params.get("defect_seeds")
     if seeds is not None:
-        if not isinstance(seeds, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
+        listed = isinstance(seeds, (list, tuple))
+        if not listed or any(isinstance(x, bool) or not isinstance(x, int) for x in seeds):
             raise ValueError(f"simulated-gpu: defect_seeds must be a list of integers, got {seeds!r}")
         if seed not in seeds:
             return None

@@ -25,7 +25,10 @@ TimesOpt = Annotated[
 ]
 ThresholdOpt = Annotated[
     list[str] | None,
-    typer.Option("--threshold", help="Override a flag threshold, e.g. --threshold ghost=0.2 (repeatable)."),
+    typer.Option(
+        "--threshold",
+        help="Override a flag threshold: NAME=VALUE, NAME one of tone, flicker, ghost, lines, vanish (repeatable).",
+    ),
 ]
 
 
@@ -51,7 +54,8 @@ def qa(
     for path in frames:
         frame = read_frame(path)
         if frame.shape != a.shape:
-            raise ValueError(f"{path}: {frame.shape[1]}x{frame.shape[0]} differs from the keyframes ({a.shape[1]}x{a.shape[0]})")
+            size = f"{frame.shape[1]}x{frame.shape[0]}"
+            raise ValueError(f"{path}: {size} differs from the keyframes ({a.shape[1]}x{a.shape[0]})")
         inbetweens.append(frame)
     quality = score_pair(a, b, at, inbetweens, limits)
     if json_out:

@@ -66,7 +66,8 @@ def test_hard_problems_name_the_file(drawings: Path) -> None:
 
 
 def test_json_lists_every_frame_with_its_time_scores_and_flags(drawings: Path) -> None:
-    args = qa(drawings, "a.png", "b.png", "c2.png", "g3.png", "--times", "0.5,0.75", "--threshold", "ghost=0.3", "--json")
+    args = qa(drawings, "a.png", "b.png", "c2.png", "g3.png", "--times", "0.5,0.75", "--threshold", "ghost=0.3")
+    args.append("--json")
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
     doc = json.loads(result.stdout)
@@ -87,8 +88,10 @@ def test_json_lists_every_frame_with_its_time_scores_and_flags(drawings: Path) -
         (("a.png", "small.png", "c1.png"), "{d}/small.png: 256x40 differs from {d}/a.png (256x160)"),
         (("a.png", "b.png", "small.png"), "{d}/small.png: 256x40 differs from the keyframes (256x160)"),
         (("a.png", "b.png", "c1.png", "--times", "0.5,0.6"), "--times: 2 times for 1 in-betweens"),
-        (("a.png", "b.png", "c1.png", "--times", "1.5"), "--times: every time must lie strictly between 0 and 1, got 1.5"),
-        (("a.png", "b.png", "c1.png", "--threshold", "blur=1"), "--threshold 'blur=1': expected NAME=VALUE with NAME one of tone, flicker, ghost, lines, vanish"),
+        (("a.png", "b.png", "c1.png", "--times", "1.5"),
+         "--times: every time must lie strictly between 0 and 1, got 1.5"),
+        (("a.png", "b.png", "c1.png", "--threshold", "blur=1"),
+         "--threshold 'blur=1': expected NAME=VALUE with NAME one of tone, flicker, ghost, lines, vanish"),
         (("a.png", "b.png", "c1.png", "--threshold", "ghost=-1"), "--threshold ghost: must be a number > 0, got -1.0"),
     ],
 )

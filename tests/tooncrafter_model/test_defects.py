@@ -39,7 +39,8 @@ def test_flicker_and_lines_spoil_one_inbetween_ghost_and_vanish_all(case: Inbetw
 
 
 def test_flicker_blends_toward_grey_and_ghost_toward_the_farther_keyframe(case: InbetweenCase) -> None:
-    (k,) = changed(case, flash := inject("flicker", case.key_a, case.key_b, case.times, case.truth, strength=0.5, seed=0))
+    flash = inject("flicker", case.key_a, case.key_b, case.times, case.truth, strength=0.5, seed=0)
+    (k,) = changed(case, flash)
     want = (case.truth[k].astype(np.float32) + 128) / 2
     assert np.abs(flash[k] - want).max() <= 1.0
     ghost = inject("ghost", case.key_a, case.key_b, case.times, case.truth, strength=0.5)

@@ -89,7 +89,8 @@ def test_exact_inbetweens_are_clean(case: InbetweenCase) -> None:
 @pytest.mark.parametrize("defect", DEFECTS)
 def test_each_defect_raises_its_own_score(case: InbetweenCase, defect: str) -> None:
     clean = score_pair(case.key_a, case.key_b, case.times, case.truth)
-    spoiled = score_pair(case.key_a, case.key_b, case.times, inject(defect, case.key_a, case.key_b, case.times, case.truth, seed=2))
+    frames = inject(defect, case.key_a, case.key_b, case.times, case.truth, seed=2)
+    spoiled = score_pair(case.key_a, case.key_b, case.times, frames)
     limit = getattr(QAThresholds(), defect)
     worst = max(getattr(f, defect) or 0.0 for f in spoiled.frames)
     assert worst > limit >= max(getattr(f, defect) or 0.0 for f in clean.frames)
