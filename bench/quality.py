@@ -6,6 +6,7 @@ pair against RIFE's seconds to make it, printed as JSON lines.
     .venv/bin/python bench/quality.py                          # 256x160, 12 characters
     .venv/bin/python bench/quality.py --size 512x320 --characters 6
     .venv/bin/python bench/quality.py --data /path/to/data     # adds Lottie triplets (local evaluation only)
+    .venv/bin/python bench/quality.py --size 1024x576 --characters 2 --cost-only
 
 The clean in-betweens are the synthetic cartoon's exact drawings (tasks/synthetic.py) at several motions,
 and RIFE's output on the small ones; the defective ones are the clean ones with each defect of
@@ -66,10 +67,10 @@ class Case:
 def synthetic_cases(
     width: int, height: int, characters: int, *, gaps: Sequence[float] = GAPS, rife: Any = None,
     rife_gaps: Sequence[float] = RIFE_GAPS,
-) -> tuple[list[Case], list[float]]:
-    """Clean cases of `characters` synthetic characters at every gap, one and three in-betweens, plus
-    RIFE's output on the small gaps when a loaded RIFE backend is given; also RIFE's seconds per pair."""
-    cases, rife_seconds = [], []
+) -> list[Case]:
+    """Clean cases of `characters` synthetic characters at every gap, three in-betweens for even seeds and
+    one for odd ones, plus RIFE's output on the small gaps when a loaded RIFE backend is given."""
+    cases = []
     for seed in range(characters):
         character = make_character(seed)
         for gap in gaps:
@@ -79,11 +80,9 @@ def synthetic_cases(
             name = f"char{seed}_gap{gap:g}_n{n}"
             cases.append(Case("truth", name, c.key_a, c.key_b, c.times, tuple(c.truth), seed, gap))
             if rife is not None and gap in rife_gaps:
-                started = time.perf_counter()
                 made = rife.interpolate(c.key_a, c.key_b, c.times)
-                rife_seconds.append(time.perf_counter() - started)
                 cases.append(Case("rife", name, c.key_a, c.key_b, c.times, tuple(made), seed, gap))
-    return cases, rife_seconds
+    return cases
 
 
 def lottie_cases(folder: Path) -> list[Case]:
@@ -196,21 +195,30 @@ def _q(values: Sequence[float], pct: float) -> float | None:
     return round(float(np.percentile(values, pct)), 4) if len(values) else None
 
 
-def cost_row(cases: Sequence[Case], rife_seconds: Sequence[float], width: int, height: int) -> dict[str, Any]:
-    """Seconds to score a pair against RIFE's seconds to make it, same pairs, same process."""
-    rife_cases = [c for c in cases if c.source == "rife"]
-    scoring = []
-    for case in rife_cases:
+def cost_row(cases: Sequence[Case], rife: Any, width: int, height: int) -> dict[str, Any]:
+    """Seconds to score a pair against RIFE's seconds to make it: each of the RIFE pairs made again and
+    scored right after, so both see the same load on a shared machine."""
+    rife_s, scoring_s = [], []
+    for case in (c for c in cases if c.source == "rife"):
         started = time.perf_counter()
-        _score(case, QAThresholds())
-        scoring.append(time.perf_counter() - started)
-    rife_s = statistics.median(rife_seconds[1:] or rife_seconds)  # the first call warms RIFE up
-    qa_s = statistics.median(scoring)
+        made = rife.interpolate(case.key_a, case.key_b, case.times)
+        rife_s.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        score_pair(case.key_a, case.key_b, case.times, list(made))
+        scoring_s.append(time.perf_counter() - started)
     return {
-        "bench": "quality", "set": "cost", "width": width, "height": height, "pairs": len(scoring),
-        "scoring_s_per_pair": round(qa_s, 4), "rife_s_per_pair": round(rife_s, 4),
-        "scoring_share_of_rife": round(qa_s / rife_s, 4), "load_avg_1m": round(os.getloadavg()[0], 2),
+        "bench": "quality", "set": "cost", "width": width, "height": height, "pairs": len(rife_s),
+        "scoring_s_per_pair": round(statistics.median(scoring_s), 4),
+        "rife_s_per_pair": round(statistics.median(rife_s), 4),
+        "scoring_share_of_rife": round(statistics.median(q / r for q, r in zip(scoring_s, rife_s, strict=True)), 4),
+        "load_avg_1m": round(os.getloadavg()[0], 2), "torch_threads": _torch_threads(),
     }
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -223,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size", default="256x160", help="WxH of the synthetic frames")
     p.add_argument("--characters", type=int, default=12, help="synthetic characters (seeds)")
     p.add_argument("--no-rife", action="store_true", help="leave RIFE's outputs out (no cost row either)")
+    p.add_argument("--cost-only", action="store_true", help="print the cost row only")
     p.add_argument("--data", type=Path, default=None, help="shared data folder: adds lottie/triplets")
     p.add_argument("--dump", type=Path, default=None, help="also write every frame's scores here (JSON lines)")
     args = p.parse_args(argv)
@@ -232,14 +241,16 @@ def main(argv: list[str] | None = None) -> None:
         from tooncrafter_model.rife import RifeBackend
 
         rife = RifeBackend()
-    cases, rife_seconds = synthetic_cases(width, height, args.characters, rife=rife)
+    cases = synthetic_cases(width, height, args.characters, rife=rife)
+    if rife is not None:
+        print(json.dumps(cost_row(cases, rife, width, height)), flush=True)
+    if args.cost_only:
+        return
     for row in evaluate(cases, data=f"synthetic {width}x{height}", dump=args.dump):
         print(json.dumps(row), flush=True)
     if args.data is not None:
         for row in evaluate(lottie_cases(args.data / "lottie" / "triplets"), data="lottie", dump=args.dump):
             print(json.dumps(row), flush=True)
-    if rife is not None:
-        print(json.dumps(cost_row(cases, rife_seconds, width, height)), flush=True)
 
 
 if __name__ == "__main__":

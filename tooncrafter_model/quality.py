@@ -159,6 +159,7 @@ _LEVELS = (np.arange(256) + 0.5) / 256  # quantile levels of the colour distribu
 _PATH = np.linspace(0.0, 1.0, 33, dtype=np.float32)  # points tried along the neighbours' interpolation
 _CELL_OFFSET = np.array([0.0, 128.0, 128.0], np.float32)
 _CELL_SCALE = np.array([63.99 / 100, 1 / 4, 1 / 4], np.float32)
+_CELLS = 1 << 18
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
@@ -200,14 +201,24 @@ class _View:
         self.quantiles = np.stack([np.searchsorted(cdf, _LEVELS) for cdf in cdfs], axis=1).astype(np.float32)
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * _ink_radius(rgb.shape) + 1,) * 2)
         self.ink = cv2.morphologyEx(self.lab[..., 0], cv2.MORPH_BLACKHAT, disc) > INK_CONTRAST
+        self._all: _Colours | None = None
 
     def colours(self, where: np.ndarray | None = None) -> _Colours:
-        """The distinct colours of the pixels in `where` (all pixels if None)."""
+        """The distinct colours of the pixels in `where` (all pixels if None; computed once)."""
+        if where is None and self._all is not None:
+            return self._all
         cell = self.cell if where is None else self.cell[where.ravel()]
         lab = self.lab.reshape(-1, 3) if where is None else self.lab[where]
-        ids, inverse, counts = np.unique(cell, return_inverse=True, return_counts=True)
+        counts = np.bincount(cell, minlength=_CELLS)
+        ids = np.flatnonzero(counts)
+        slot = np.zeros(_CELLS, np.int64)
+        slot[ids] = np.arange(len(ids))
+        inverse = slot[cell]
         means = np.stack([np.bincount(inverse, weights=lab[:, c], minlength=len(ids)) for c in range(3)], axis=1)
-        return _Colours(ids, (means / counts[:, None]).astype(np.float32), counts, inverse.ravel())
+        found = _Colours(ids, (means / counts[ids, None]).astype(np.float32), counts[ids], inverse)
+        if where is None:
+            self._all = found
+        return found
 
 
 @dataclass(frozen=True)

@@ -148,8 +148,8 @@ def test_thresholds_are_checked_and_decide_the_flags(case: InbetweenCase) -> Non
 def test_the_evaluation_set_with_rife_meets_its_targets(bench: ModuleType) -> None:
     from tooncrafter_model.rife import RifeBackend
 
-    cases, rife_seconds = bench.synthetic_cases(256, 160, 2, gaps=(0.05, 0.25, 1.0), rife=RifeBackend(threads=1))
-    assert {c.source for c in cases} == {"truth", "rife"} and len(rife_seconds) == 4
+    cases = bench.synthetic_cases(256, 160, 2, gaps=(0.05, 0.25, 1.0), rife=RifeBackend(threads=1))
+    assert [c.source for c in cases].count("rife") == 4 and len(cases) == 10
     rows = bench.evaluate(cases)
     by_defect = {(r["defect"], r["strength"]): r for r in rows if r["set"] == "defect"}
     assert len(by_defect) == 15 and all(r["pairs"] > 0 for r in by_defect.values())
