@@ -23,10 +23,12 @@ from cluster.qa import qa_problems
 from cluster.staging import complete_frames, publish
 from tooncrafter_model.backend import Interpolator, load_backend
 from tooncrafter_model.frames import Frame, pixel_hash, read_frame, write_frame
+from tooncrafter_model.errors import TransientError, UserError
 
 
-class QAError(ValueError):
-    """A backend returned frames that must not be published (black, a copied keyframe, wrong size)."""
+class QAError(TransientError):
+    """A backend returned frames that must not be published (black, a copied keyframe, wrong size); a
+    retry on another worker (another GPU, another node) may well make good ones."""
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,10 @@ class RenderWorker:
         started = time.time()
         try:
             paths, hashes, meta = self._render(job, qa)
-        except Exception as exc:  # the pool decides about retries; the worker only reports
+        except Exception as exc:  # the pool decides about retries; the worker reports what the type says
             error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            return PairResult(job=job, ok=False, attempts=(self._attempt(started, error),), error=error)
+            attempt = self._attempt(started, error, retry=not isinstance(exc, UserError))
+            return PairResult(job=job, ok=False, attempts=(attempt,), error=error)
         return PairResult(
             job=job,
             ok=True,
@@ -133,7 +136,7 @@ class RenderWorker:
         )
         return paths, hashes, meta
 
-    def _attempt(self, started: float, error: str | None) -> Attempt:
+    def _attempt(self, started: float, error: str | None, *, retry: bool = True) -> Attempt:
         return Attempt(
             worker=self._worker,
             node=self._node,
@@ -142,4 +145,5 @@ class RenderWorker:
             error=error,
             model_loads=self._loads,
             process=self._process,
+            retry=retry,
         )

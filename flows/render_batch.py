@@ -15,6 +15,7 @@ from tasks.report import BatchReport
 from tasks.settings import Settings
 from tasks.shotlist import Shot
 from tasks.steps import collect, detect, load_shots, plan_renders, publish, render, report
+from tooncrafter_model.errors import UserError
 
 
 def _planned(shots: list[Shot], futures: PrefectFutureList[ShotPlan]) -> tuple[list[ShotPlan], list[tuple[str, str]]]:
@@ -23,7 +24,7 @@ def _planned(shots: list[Shot], futures: PrefectFutureList[ShotPlan]) -> tuple[l
     for shot, future in zip(shots, futures, strict=True):
         try:
             plans.append(future.result())
-        except ValueError as exc:  # bad media: this shot fails, the others go on
+        except UserError as exc:  # bad media: this shot fails, the others go on
             unplanned.append((shot.id, str(exc)))
     return plans, unplanned
 

@@ -26,13 +26,14 @@ import numpy as np
 
 from tasks.colour import Stylize, Stylizer
 from tooncrafter_model.frames import Frame, pixel_hash, read_frame
+from tooncrafter_model.errors import UserError
 
 FpsLike = Fraction | float | int | str
 _STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _CACHED_SOURCES = 16  # distinct drawings kept encoded: covers holds and short cycles, bounds memory
 
 
-class AssemblyError(ValueError):
+class AssemblyError(UserError):
     """Bad input to an assembly (missing or corrupt image, mixed sizes, bad fps); names file and frame."""
 
 

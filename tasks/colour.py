@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
 from tasks.palette import Palette, PaletteLock, key_palette, palette_lock
+from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import Frame, check_frame, read_frame
 
 Rgb = tuple[float, float, float]
@@ -41,7 +42,7 @@ _KEYWORDS = (
 )
 
 
-class LutError(ValueError):
+class LutError(UserError):
     """A `.cube` file that cannot be used; the message names the file and the line or field."""
 
 

@@ -36,10 +36,11 @@ import numpy as np
 
 from tasks.shotlist import Shot
 from tooncrafter_model.frames import Frame, pixel_hash, read_frame, write_frame
+from tooncrafter_model.errors import UserError
 from tooncrafter_model.weights import sha256_file
 
 
-class MediaError(ValueError):
+class MediaError(UserError):
     """A shot's media cannot be used; the message names the shot list, the field and the file, on one line."""
 
 

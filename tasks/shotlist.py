@@ -85,9 +85,10 @@ from pydantic_core import PydanticCustomError
 from tasks.colour import OcioTransform
 from tasks.editorial import CUT_SUFFIXES, CutError, Edit, read_cut, sidecar_of
 from tooncrafter_model.backend import BACKENDS, check_params
+from tooncrafter_model.errors import UserError
 
 
-class ShotListError(ValueError):
+class ShotListError(UserError):
     """A shot list that cannot be used; the message names the file and the field, one line per problem."""
 
 

@@ -22,10 +22,11 @@ from safetensors.torch import load_file
 from torch import nn
 
 from tooncrafter_model.config import ToonCrafterConfig
+from tooncrafter_model.errors import UserError
 from tooncrafter_model.pipeline import build_model
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A weights file is unreadable, unsafe, or does not match the model exactly."""
 
 

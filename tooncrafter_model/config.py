@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
+from tooncrafter_model.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A configuration file or dict names an unsupported or inconsistent setting."""
 
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tooncrafter_model.backend import BackendIdentity, OnStep, check_params, check_request, config_hash
+from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import Frame, Frames
 from tooncrafter_model.weights import WheelFile, fetch, sha256_file
 
@@ -40,7 +41,7 @@ FEATURES = 4  # encoder channels per frame
 TRAINING_ONLY = ("teacher.", "caltime.")
 
 
-class RifeWeightsError(ValueError):
+class RifeWeightsError(UserError):
     """A RIFE checkpoint is unreadable or does not fit the network exactly."""
 
 

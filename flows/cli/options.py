@@ -13,6 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from tasks.settings import Settings
+from tooncrafter_model.errors import UserError
 
 ShotListArg = Annotated[
     Path, typer.Argument(help="Shot list: a .yaml or .csv file, or an editorial cut (.otio, .edl).", show_default=False)
@@ -74,7 +75,7 @@ def resolve_settings(**cli: Any) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "settings"
-        raise ValueError(f"setting {field}: {err['msg']} (got {err.get('input')!r})") from None
+        raise UserError(f"setting {field}: {err['msg']} (got {err.get('input')!r})") from None
 
 
 def runtime_defaults(*, verbose: bool = False) -> None:

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from flows.cli import app
+from flows.cli import EXIT_BUG, EXIT_TRANSIENT, _ErrorBoundary, app
+from tooncrafter_model.errors import TransientError, UserError
 
 from .conftest import make_shots
 
@@ -101,3 +103,40 @@ def test_render_history_and_lineage(tmp_path: Path) -> None:
     assert "backend    rife  weights 1195a2f0de8fcc06" in text and "seed 0" in text
     result = runner.invoke(app, ["lineage", str(tmp_path / "nothing.png"), "-o", str(out)])
     assert result.exit_code == 2 and result.stderr.strip() == f"toonfarm: {tmp_path / 'nothing.png'}: no such file"
+
+
+def _boundary(error: Exception) -> typer.Typer:
+    """A CLI behind the toonfarm error boundary whose one command raises `error`."""
+    cli = typer.Typer(cls=_ErrorBoundary, add_completion=False)
+
+    @cli.command()
+    def fail() -> None:
+        raise error
+
+    @cli.command()
+    def other() -> None:
+        pass
+
+    return cli
+
+
+def test_a_bug_shows_as_a_bug_and_debug_shows_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    cli = _boundary(KeyError("frames"))
+    result = runner.invoke(cli, ["fail"])
+    assert result.exit_code == EXIT_BUG
+    assert result.stderr.splitlines() == [
+        "toonfarm: unexpected KeyError: 'frames'",
+        "toonfarm: this is a bug (no error toonfarm explains); run again with TOONFARM_DEBUG=1 for the traceback, "
+        "and report it",
+    ]
+    monkeypatch.setenv("TOONFARM_DEBUG", "1")
+    result = runner.invoke(cli, ["fail"])
+    assert isinstance(result.exception, KeyError)  # raised through: Python prints the traceback
+
+
+@pytest.mark.parametrize(
+    ("error", "status"), [(UserError("shots.yaml: shots[0].fps: bad"), 2), (TransientError("db gone"), EXIT_TRANSIENT)]
+)
+def test_toonfarm_errors_are_one_line(error: Exception, status: int) -> None:
+    result = runner.invoke(_boundary(error), ["fail"])
+    assert result.exit_code == status and result.stderr == f"toonfarm: {error}\n"
