@@ -13,7 +13,7 @@ Repository functions: keyword-only, `session` first, never commit. The caller ow
 
     upsert_shot, upsert_keyframe                       idempotent
     resolve_shot                                       "show/sequence/code" or a unique bare code
-    find_finished_render, claim_render, record_attempt, finish_render, fail_render
+    find_finished_render, claim_render, record_outcome  a render's one state machine
     upsert_keyframes, claim_renders, record_outcomes   the same for a whole batch, in a few statements
     latest_version, create_version                     numbered per shot, safe under concurrency
     shot_history, lineage                              detached snapshots (shot_db.records)
@@ -23,13 +23,13 @@ Models live in `shot_db.models`, input and output records in `shot_db.records`; 
 """
 
 from shot_db._batches import begin_batch, count_batch, finish_batch
-from shot_db._bulk import claim_renders, record_outcomes, upsert_keyframes
+from shot_db._bulk import claim_renders, record_outcome, record_outcomes, upsert_keyframes
 from shot_db._catalog import resolve_shot, upsert_keyframe, upsert_shot
 from shot_db._engine import default_url, make_engine, make_sessionmaker
 from shot_db._errors import ShotDBError
 from shot_db._history import lineage, shot_history
 from shot_db._migrate import current_revision, upgrade
-from shot_db._renders import claim_render, fail_render, find_finished_render, finish_render, record_attempt
+from shot_db._renders import claim_render, find_finished_render
 from shot_db._versions import create_version, latest_version
 
 __all__ = [
@@ -41,15 +41,13 @@ __all__ = [
     "create_version",
     "current_revision",
     "default_url",
-    "fail_render",
     "find_finished_render",
     "finish_batch",
-    "finish_render",
     "latest_version",
     "lineage",
     "make_engine",
     "make_sessionmaker",
-    "record_attempt",
+    "record_outcome",
     "record_outcomes",
     "resolve_shot",
     "shot_history",
