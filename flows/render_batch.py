@@ -10,7 +10,6 @@ from prefect.runtime import flow_run
 
 from tasks import record
 from tasks.detect import ShotPlan
-from tasks.record import ShotDB
 from tasks.report import BatchReport
 from tasks.settings import Settings
 from tasks.shotlist import Shot
@@ -38,7 +37,7 @@ def render_batch(shotlist: str, settings: Settings | None = None, shots: list[st
     started = time.monotonic()
     selected = load_shots(shotlist, settings.allow_outside_root, shots, settings.shot_defaults)
     plans, unplanned = _planned(selected, detect.map(selected, unmapped(settings.store)))
-    with ShotDB(settings.db_url) as db:  # migrated to the current schema on opening
+    with record.open_db(settings.db_url, migrate=True) as db:
         record.begin_batch(db, run_id or "local", "render-batch", shotlist)
         works = plan_renders(plans, settings, db, run_id)
         published = [(done, publish.submit(db, done, settings, run_id)) for done in render(works, settings, db, run_id)]

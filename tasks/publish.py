@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import shot_db
+from shot_db import ShotDB
 from shot_db.records import OutputFrame, VersionOutputs, VersionPair
 from tasks.assemble import EncodeSettings, ShotOutputs, assemble_shot, parse_fps
 from tasks.colour import Stylize, lut_hash, stylize_identity
 from tasks.detect import InbetweenSlot, frame_layout
 from tasks.provenance import assembly_key, write_sidecar
-from tasks.record import ShotDB
+from tasks.record import transaction
 from tasks.render import ShotRenders
 from tasks.settings import Settings
 from tasks.shotlist import Shot
@@ -87,7 +88,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
     colour, colour_record = stylize_identity(look)
     output = {**encode.as_dict(), **({"colour": colour} if colour else {})}  # absent: keys made before it hold
     akey = assembly_key(layout=[s.ident for s in sources], fps=str(fps), lut_sha256=lut_sha, output=output)
-    with db.transaction() as s:
+    with transaction(db) as s:
         row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
         latest = shot_db.latest_version(session=s, shot=row)
         if latest is not None and latest.assembly_key == akey:
@@ -121,7 +122,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
         return VersionOutputs(str(final / "png"), str(final / mp4.name), str(final / "provenance.json"), outputs.mp4_sha256, frames)
 
     try:
-        with db.transaction() as s:
+        with transaction(db) as s:
             row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
             new = shot_db.create_version(
                 session=s, shot=row, assembly_key=akey,

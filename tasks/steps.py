@@ -19,9 +19,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
 from cluster import PairResult
+from shot_db import ShotDB
 from tasks.detect import ShotPlan, detect_shot
 from tasks.publish import ShotOutcome, publish_shot
-from tasks.record import ResultRecorder, ShotDB, finished_keys, record_plans
+from tasks.record import ResultRecorder, finished_keys, record_plans
 from tasks.render import ShotRenders, ShotWork, plan_work, render_shots
 from tasks.report import BatchReport, report_markdown, report_rows
 from tasks.settings import Settings

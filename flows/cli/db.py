@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.cli.options import DbOpt, JsonOpt, OutputRootOpt, resolve_settings
+from shot_db import ShotDB
 from shot_db.records import Lineage, RenderInfo, VersionInfo
 from tasks.history import lineage_of, shot_versions
-from tasks.record import ShotDB
+from tasks.record import open_db
 
 app = typer.Typer()
 db_app = typer.Typer(no_args_is_help=True, help="The shot DB itself.")
@@ -34,8 +35,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _open(output_root: Path | None, db: str | None) -> ShotDB:
-    return ShotDB(resolve_settings(output_root=output_root, db=db).db_url)
+def _open(output_root: Path | None, db: str | None, *, migrate: bool = False) -> ShotDB:
+    """Reads never migrate: a shot DB behind this code is refused, naming `toonfarm db upgrade`."""
+    return open_db(resolve_settings(output_root=output_root, db=db).db_url, migrate=migrate)
 
 
 def _when(value: datetime | None) -> str:
@@ -111,6 +113,6 @@ def lineage(
 
 @db_app.command()
 def upgrade(output_root: OutputRootOpt = None, db: DbOpt = None) -> None:
-    """Migrate the shot DB to the current schema (every run does this too)."""
-    with _open(output_root, db) as database:
+    """Migrate the shot DB to the current schema (`render` and `demo` do this too; reads never do)."""
+    with _open(output_root, db, migrate=True) as database:
         typer.echo(f"shot DB at {database.url} is at the current schema")
