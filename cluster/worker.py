@@ -20,10 +20,11 @@ import ray
 from cluster.config import WorkerConfig
 from cluster.jobs import Attempt, PairJob, PairResult
 from cluster.qa import qa_problems
-from cluster.staging import complete_frames, publish
+from cluster.staging import publish
 from tooncrafter_model.backend import Interpolator, load_backend
-from tooncrafter_model.frames import Frame, pixel_hash, read_frame, write_frame
 from tooncrafter_model.errors import TransientError, UserError
+from tooncrafter_model.frames import Frame, pixel_hash, read_frame, write_frame
+from tooncrafter_model.store import complete_frames
 
 
 class QAError(TransientError):

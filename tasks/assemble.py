@@ -8,7 +8,6 @@ everything succeeded is the staging folder renamed to the version folder; on fai
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -25,8 +24,9 @@ from typing import IO, Any, NamedTuple
 import numpy as np
 
 from tasks.colour import Stylize, Stylizer
-from tooncrafter_model.frames import Frame, pixel_hash, read_frame
 from tooncrafter_model.errors import UserError
+from tooncrafter_model.frames import Frame, pixel_hash, read_frame
+from tooncrafter_model.store import PNG_DIR, sequence_frame, sha256_file
 
 FpsLike = Fraction | float | int | str
 _STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -165,7 +165,7 @@ def assemble_shot(
             )
         except _EncoderError as e:
             raise AssemblyError(f"{final / f'{mp4_stem}.mp4'}: {e}") from None
-        mp4_sha = _sha256(staging / f"{mp4_stem}.mp4")
+        mp4_sha = sha256_file(staging / f"{mp4_stem}.mp4")
         try:
             os.rename(staging, final)
         except OSError as e:  # a non-empty folder appeared meanwhile: another assembly of this version
@@ -177,7 +177,7 @@ def assemble_shot(
         raise
     return ShotOutputs(
         dir=final,
-        png_paths=tuple(final / "png" / n for n in png_names),
+        png_paths=tuple(final / PNG_DIR / n for n in png_names),
         mp4_path=final / f"{mp4_stem}.mp4",
         frame_hashes=tuple(hashes),
         mp4_sha256=mp4_sha,
@@ -211,7 +211,7 @@ def _write_sequence(
     h, w = first.shape[:2]
     pad_h, pad_w = h % 2, w % 2
     size = (w + pad_w, h + pad_h)
-    png_dir = staging / "png"
+    png_dir = staging / PNG_DIR
     png_dir.mkdir()
     png_params = [cv2.IMWRITE_PNG_COMPRESSION, settings.png_compression]
     cache: OrderedDict[Path, _Encoded] = OrderedDict()
@@ -239,7 +239,7 @@ def _write_sequence(
                 if len(cache) > _CACHED_SOURCES:
                     cache.popitem(last=False)
             cache.move_to_end(path)
-            name = f"{stem}.{index:04d}.png"
+            name = sequence_frame(stem, index)
             (png_dir / name).write_bytes(item.png)
             enc.write(item.raw)
             names.append(name)
@@ -334,14 +334,6 @@ def _rmdir_if_empty(folder: Path) -> None:
         folder.rmdir()
     except OSError:
         pass
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------- reading back

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,9 @@ import cv2
 import numpy as np
 
 from tasks.shotlist import Shot
-from tooncrafter_model.frames import Frame, pixel_hash, read_frame, write_frame
 from tooncrafter_model.errors import UserError
-from tooncrafter_model.weights import sha256_file
+from tooncrafter_model.frames import Frame, pixel_hash, read_frame, write_frame
+from tooncrafter_model.store import Store, sha256_file, write_json
 
 
 class MediaError(UserError):
@@ -170,13 +171,13 @@ def detect_shot(shot: Shot, store_dir: str | os.PathLike[str], config: DetectCon
     Raises MediaError (one line naming the shot list field and the file) for missing, unreadable, empty or
     mismatched media and for a frame range outside the source.
     """
-    store = Path(store_dir) / "keyframes"
+    store = Store(Path(store_dir))
     if shot.source.video is not None:
-        first, count, size, cuts, drawings = _scan_video_cached(shot, shot.source.video, config, Path(store_dir))
+        first, count, size, cuts, drawings = _scan_video_cached(shot, shot.source.video, config, store)
     else:
-        first, count, size, cuts, drawings = _scan_images(shot, store)
+        first, count, size, cuts, drawings = _scan_images(shot, store.keyframe)
     sketches = [
-        _store(_read_image(shot, f"sketches[{i}].image", s.image, size), s.frame, Path(store_dir) / "sketches")
+        _store(_read_image(shot, f"sketches[{i}].image", s.image, size), s.frame, store.sketch)
         for i, s in enumerate(shot.sketches)
     ]
     pairs = []
@@ -214,9 +215,9 @@ def _read_image(shot: Shot, name: str, path: Path, size: tuple[int, int] | None)
     return frame
 
 
-def _store(frame: Frame, number: int, store: Path) -> Keyframe:
+def _store(frame: Frame, number: int, path_of: Callable[[str], Path]) -> Keyframe:
     digest = pixel_hash(frame)
-    path = store / f"{digest}.png"
+    path = path_of(digest)
     if not path.exists():
         write_frame(path, frame)
     return Keyframe(number, digest, path)
@@ -226,28 +227,25 @@ Scan = tuple[int, int, tuple[int, int], list[int], list[Keyframe]]
 _SCAN_VERSION = 1  # bump when scanning changes what it finds
 
 
-def _scan_video_cached(shot: Shot, video: Path, config: DetectConfig, store_dir: Path) -> Scan:
+def _scan_video_cached(shot: Shot, video: Path, config: DetectConfig, store: Store) -> Scan:
     """`_scan_video`, remembered by the video's content (not its name or mtime), range and thresholds:
     a re-run over unchanged sources decodes nothing."""
     if not video.is_file():
-        return _scan_video(shot, video, config, store_dir / "keyframes")  # raises the MediaError
+        return _scan_video(shot, video, config, store.keyframe)  # raises the MediaError
     blob = json.dumps(
         {"video": sha256_file(video), "start": shot.start, "end": shot.end, "config": asdict(config), "v": _SCAN_VERSION},
         sort_keys=True,
     )
-    memo = store_dir / "scans" / f"{hashlib.sha256(blob.encode()).hexdigest()}.json"
+    memo = store.scan(hashlib.sha256(blob.encode()).hexdigest())
     if memo.is_file():
         data = json.loads(memo.read_text())
         drawings = [Keyframe(k["frame"], k["pixel_hash"], Path(k["path"])) for k in data["keyframes"]]
         if all(k.path.is_file() for k in drawings):
             return data["first"], data["count"], (data["width"], data["height"]), data["cuts"], drawings
-    first, count, size, cuts, drawings = _scan_video(shot, video, config, store_dir / "keyframes")
-    memo.parent.mkdir(parents=True, exist_ok=True)
+    first, count, size, cuts, drawings = _scan_video(shot, video, config, store.keyframe)
     record = {"first": first, "count": count, "width": size[0], "height": size[1], "cuts": cuts,
               "keyframes": [{"frame": k.frame, "pixel_hash": k.pixel_hash, "path": str(k.path)} for k in drawings]}
-    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, memo)
+    write_json(memo, record, indent=None)
     return first, count, size, cuts, drawings
 
 
@@ -266,7 +264,7 @@ def _open_video(shot: Shot, video: Path) -> Any:
 
 
 def _scan_video(
-    shot: Shot, video: Path, config: DetectConfig, store: Path
+    shot: Shot, video: Path, config: DetectConfig, keyframe: Callable[[str], Path]
 ) -> tuple[int, int, tuple[int, int], list[int], list[Keyframe]]:
     from scenedetect import FrameTimecode, StatsManager
     from scenedetect.detectors import ContentDetector
@@ -300,7 +298,7 @@ def _scan_video(
         if number == start or score >= config.drawing_threshold or local >= config.local_threshold:
             if number > start and score >= config.cut_threshold:
                 cuts.append(number)
-            drawings.append(_store(np.ascontiguousarray(bgr[:, :, ::-1]), number, store))
+            drawings.append(_store(np.ascontiguousarray(bgr[:, :, ::-1]), number, keyframe))
     shown = shot.shown(video)
     if count == 0:
         raise MediaError(f"{shot.where('source')}: {shown}: not a readable video (no frames decoded)")
@@ -327,7 +325,7 @@ def _local_score(a: np.ndarray, b: np.ndarray, block: int = 8) -> float:
     return float(cv2.resize(diff, grid, interpolation=cv2.INTER_AREA).max())
 
 
-def _scan_images(shot: Shot, store: Path) -> tuple[int, int, tuple[int, int], list[int], list[Keyframe]]:
+def _scan_images(shot: Shot, keyframe: Callable[[str], Path]) -> Scan:
     assert shot.source.images is not None
     images = shot.source.images
     first = shot.start if shot.start is not None else images[0].frame
@@ -346,7 +344,7 @@ def _scan_images(shot: Shot, store: Path) -> tuple[int, int, tuple[int, int], li
             break
         frame = _read_image(shot, f"source.images[{i}].image", key.image, size)
         size = (frame.shape[1], frame.shape[0])
-        drawings.append(_store(frame, max(key.frame, first), store))
+        drawings.append(_store(frame, max(key.frame, first), keyframe))
     assert size is not None
     cuts = [c for c in shot.source.cuts if first < c <= last]
     return first, last - first + 1, size, cuts, drawings

@@ -9,6 +9,9 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+import shot_db
+from tooncrafter_model.store import Store, shot_db_file
+
 
 class Settings(BaseSettings):
     """Where outputs and provenance go, which compute runs the pairs, and how hard it retries."""
@@ -63,12 +66,12 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         """The shot DB's URL: the configured one, else a SQLite file inside the output root."""
-        return self.db or f"sqlite:///{(self.output_root / 'toonfarm.sqlite').resolve()}"
+        return self.db or shot_db.default_url(shot_db_file(self.output_root))
 
     @property
-    def store(self) -> Path:
-        """Content-addressed keyframes and renders shared by every shot and version."""
-        return self.output_root / "store"
+    def store(self) -> Store:
+        """Content-addressed keyframes, sketches and renders shared by every shot and version."""
+        return Store.under(self.output_root)
 
     def backend_settings(self, backend: str) -> dict[str, Any]:
         """Settings handed to `load_backend` for `backend` on a worker."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from tooncrafter_model.store import atomic_write
 
 Frame = np.ndarray  # HxWx3, uint8, RGB
 
@@ -59,12 +60,6 @@ def write_frame(path: str | os.PathLike[str], frame: Frame) -> Path:
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(check_frame(frame)[:, :, ::-1]))
     if not ok:
         raise ValueError(f"{p}: PNG encoding failed")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(p) as f:
+        f.write(buf.tobytes())
     return p

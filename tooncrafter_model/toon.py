@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 import zlib
 from collections.abc import Mapping, Sequence
@@ -49,8 +48,9 @@ from tooncrafter_model.pipeline import (
     keyframe_clip,
 )
 from tooncrafter_model.sketch import DEFAULT_SCALE, SketchControl, SketchEncoder, sketch_hint
+from tooncrafter_model.store import sha256_file, write_json
 from tooncrafter_model.tokenizer import BPETokenizer
-from tooncrafter_model.weights import default_cache_dir, sha256_file
+from tooncrafter_model.weights import default_cache_dir
 
 PRESETS = {"official_512": ToonCrafterConfig.official_512, "parity_tiny": ToonCrafterConfig.parity_tiny}
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -176,11 +176,7 @@ def cached_sha256(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str
         return str(entry["sha256"])
     digest = sha256_file(p)
     memo[str(p)] = {**stamp, "sha256": digest}
-    memo_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=SHA_MEMO, suffix=".part", dir=memo_path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(memo, f, indent=1, sort_keys=True)
-    os.replace(tmp, memo_path)  # concurrent writers: the last one wins, every entry it holds is right
+    write_json(memo_path, memo, indent=1)  # concurrent writers: the last one wins, every entry it holds is right
     return digest
 
 

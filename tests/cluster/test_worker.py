@@ -15,11 +15,12 @@ import pytest
 from cluster.config import PoolConfig, WorkerConfig
 from cluster.jobs import PairJob
 from cluster.qa import qa_problems
-from cluster.staging import complete_frames, publish, sweep_temp
+from cluster.staging import publish, sweep_temp
 from cluster.worker import RenderWorker
 from tooncrafter_model.backend import load_backend
 from tooncrafter_model.frames import pixel_hash, read_frame
 from tooncrafter_model.simulated import SimulatedGPUBackend
+from tooncrafter_model.store import complete_frames
 
 MakeJob = Callable[..., PairJob]
 A = np.full((6, 8, 3), 40, np.uint8)
