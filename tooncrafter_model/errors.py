@@ -26,6 +26,6 @@ class TransientError(ToonfarmError):
     """A failure of the environment that another try, later or on another worker, may not meet."""
 
 
-def is_transient(exc: BaseException | None) -> bool:
-    """Whether another try may succeed: the type says so, nothing else does."""
+def is_transient(exc: object) -> bool:
+    """Whether another try may succeed: the error's type says so, nothing else does."""
     return isinstance(exc, TransientError)

@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from tasks.settings import Settings
-from tooncrafter_model.errors import UserError
+from tooncrafter_model.errors import TransientError, UserError
 
 ShotListArg = Annotated[
     Path, typer.Argument(help="Shot list: a .yaml or .csv file, or an editorial cut (.otio, .edl).", show_default=False)
@@ -91,14 +91,30 @@ def runtime_defaults(*, verbose: bool = False) -> None:
         os.environ.setdefault("RAY_LOGGER_LEVEL", "error")
 
 
+class PrefectUnavailable(TransientError):
+    """Prefect's temporary API did not start in time (a machine busy with other work)."""
+
+
 @contextmanager
 def serverless() -> Iterator[None]:
     """Prefect tuned for a run without a server: no flow heartbeats (nothing would watch them, and
-    stopping their thread costs up to a second per flow run). With a server, nothing changes."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    stopping their thread costs up to a second per flow run), and its temporary API given two minutes
+    to start instead of 20 s (on two busy cores it took longer). With a server, nothing changes."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
 
     if PREFECT_API_URL.value():
         yield
         return
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
+    updates = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 120}
+    try:
+        with temporary_settings(updates=updates):
+            yield
+    except RuntimeError as exc:  # Prefect says this with a bare RuntimeError; its message is the only mark
+        if not str(exc).startswith("Timed out while attempting to connect to ephemeral Prefect API server"):
+            raise
+        raise PrefectUnavailable("Prefect's temporary API did not start within 120 s; try again") from exc
