@@ -117,6 +117,14 @@ class SamplingNoise:
         return cls(vae, x_t, per_step)
 
 
+def cover(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) `size` scaled to cover `target`: the smallest scaled size that contains it (the reference
+    resizes so, then centre-crops)."""
+    (h, w), (th, tw) = size, target
+    scale = max(th / h, tw / w)
+    return max(th, round(h * scale)), max(tw, round(w * scale))
+
+
 def preprocess_keyframe(frame: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """uint8 HxWx3 of any size -> [3, H, W] float in [-1, 1]: scale to cover `size` (antialiased), center-crop.
 
@@ -128,8 +136,7 @@ def preprocess_keyframe(frame: np.ndarray, size: tuple[int, int]) -> torch.Tenso
         raise ValueError(f"keyframe must be an HxWx3 uint8 array, got {got}")
     th, tw = size
     h, w = frame.shape[:2]
-    scale = max(th / h, tw / w)
-    rh, rw = max(th, round(h * scale)), max(tw, round(w * scale))
+    rh, rw = cover((h, w), size)
     x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float() / 255.0
     if (rh, rw) != (h, w):
         x = F.interpolate(x, size=(rh, rw), mode="bilinear", align_corners=False, antialias=True).clamp(0.0, 1.0)

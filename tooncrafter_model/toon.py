@@ -45,6 +45,7 @@ from tooncrafter_model.pipeline import (
     ToonCrafterModel,
     ToonCrafterPipeline,
     build_model,
+    cover,
     keyframe_clip,
 )
 from tooncrafter_model.sketch import DEFAULT_SCALE, SketchControl, SketchEncoder, sketch_hint
@@ -235,8 +236,7 @@ class Fit:
             s = min(th / h, tw / w)
             rh, rw = min(th, max(1, round(h * s))), min(tw, max(1, round(w * s)))
             return cls(mode, size, model, (rh, rw), (th - rh) // 2, (tw - rw) // 2)
-        s = max(th / h, tw / w)  # the same arithmetic as pipeline.preprocess_keyframe
-        rh, rw = max(th, round(h * s)), max(tw, round(w * s))
+        rh, rw = cover(size, model)
         return cls(mode, size, model, (rh, rw), (rh - th) // 2, (rw - tw) // 2)
 
     def to_model(self, x: torch.Tensor, fill: str = "replicate") -> torch.Tensor:
