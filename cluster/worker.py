@@ -21,7 +21,7 @@ from cluster.config import WorkerConfig
 from cluster.jobs import Attempt, PairJob, PairResult
 from cluster.qa import qa_problems
 from cluster.staging import publish
-from tooncrafter_model.backend import Interpolator, load_backend
+from tooncrafter_model.backend import Interpolator, backend_spec, build
 from tooncrafter_model.errors import TransientError, UserError
 from tooncrafter_model.frames import Frame, pixel_hash, read_frame, write_frame
 from tooncrafter_model.store import complete_frames
@@ -74,7 +74,7 @@ class RenderWorker:
         _warm_codec()
 
     def _load(self) -> Interpolator:
-        backend = load_backend(self.cfg.backend, **self.cfg.settings())
+        backend = build(self.cfg.spec or backend_spec(self.cfg.backend), **self.cfg.settings())
         self._loads += 1
         return backend
 

@@ -17,7 +17,7 @@ from cluster import ActorPool, PairJob, PairResult, PoolConfig, WorkerConfig, co
 from tasks.detect import ShotPlan
 from tasks.provenance import render_key
 from tasks.settings import Settings
-from tooncrafter_model.backend import BackendIdentity, identify
+from tooncrafter_model.backend import BackendIdentity, backend_spec, identify
 from tooncrafter_model.store import complete_frames
 
 
@@ -141,12 +141,14 @@ def _pair_work(plan: ShotPlan, index: int, identity: BackendIdentity, settings: 
 
 def pool_configs(settings: Settings, backend: str) -> tuple[PoolConfig, WorkerConfig]:
     """The pool and worker configs for one backend, booked from the settings."""
+    spec = backend_spec(backend)
     backend_settings = settings.backend_settings(backend)
-    if backend in ("rife", "toon") and settings.device == "cpu":
+    if spec.device and settings.device == "cpu":
         backend_settings["threads"] = max(1, int(settings.actor_cpus))
     worker = WorkerConfig(
         backend=backend,
         backend_settings=backend_settings,
+        spec=spec,
         num_cpus=settings.actor_cpus,
         num_gpus=settings.actor_gpus,
         reason="from toonfarm settings (actor_cpus, actor_gpus)",

@@ -84,7 +84,7 @@ from pydantic_core import PydanticCustomError
 
 from tasks.colour import OcioTransform
 from tasks.editorial import CUT_SUFFIXES, CutError, Edit, read_cut, sidecar_of
-from tooncrafter_model.backend import BACKENDS, check_params
+from tooncrafter_model.backend import BACKENDS, DEFAULT_BACKEND, check_params
 from tooncrafter_model.errors import UserError
 
 
@@ -247,7 +247,7 @@ class Shot(_Model):
     start: FrameIndex | None = None
     end: FrameIndex | None = None
     prompt: str = ""
-    backend: Backend = "rife"
+    backend: Backend = DEFAULT_BACKEND
     render: RenderParams = Field(default_factory=RenderParams)
     lut: ListPath | None = None
     colour: Colour = Field(default_factory=Colour)
