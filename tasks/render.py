@@ -7,13 +7,12 @@ handed on for assembly the moment its last pair settles, while other shots are s
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from cluster import ActorPool, PairJob, PairResult, PoolConfig, WorkerConfig, connect
+from cluster import ActorPool, PairJob, PairResult, PoolConfig, WorkerConfig, connect, on_this_machine
 from tasks.detect import ShotPlan
 from tasks.provenance import render_key
 from tasks.settings import Settings
@@ -79,17 +78,6 @@ class ShotRenders:
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-def _is_loopback(address: str | None) -> bool:
-    """A farm address off this machine means a networked cluster; everything else stays on 127.0.0.0/8."""
-    if not address:
-        return True
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: a networked farm
 
 
 def _stored(out_dir: Path, count: int) -> tuple[str, ...] | None:
@@ -194,7 +182,7 @@ def render_shots(
             yield state[shot_id]
     if not needed_by:
         return
-    with connect(settings.ray_address, loopback=_is_loopback(settings.ray_address)):
+    with connect(settings.ray_address, loopback=on_this_machine(settings.ray_address)):
         for backend, by_key in jobs.items():
             pool_cfg, worker_cfg = pool_configs(settings, backend)
             with ActorPool(pool_cfg, worker_cfg) as pool:
