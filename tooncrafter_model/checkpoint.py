@@ -1,4 +1,4 @@
-"""Loading ToonCrafter weights strictly, from the official `.ckpt` or our `.safetensors` (STYLE habit 5).
+"""Loading ToonCrafter weights strictly, from the official `.ckpt` or our `.safetensors`.
 
 `.ckpt` files are opened only with `torch.load(weights_only=True, mmap=True)`: a pickle that carries code is
 refused, never run. The key mapping is one pure function, `official_to_toonfarm`; our module names equal the

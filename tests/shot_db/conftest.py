@@ -1,8 +1,8 @@
 """Shot DB fixtures: every test runs on SQLite and on the local PostgreSQL (a throwaway database).
 
-`session` runs inside an outer transaction that is rolled back (STYLE 14); tests that need real commits
-from several threads take `fresh_url`, a new empty database of their own (a SQLite file, or a
-PostgreSQL schema inside the session's throwaway database).
+`session` runs inside an outer transaction that is rolled back (nothing a test writes outlives it); tests
+that need real commits from several threads take `fresh_url`, a new empty database of their own (a SQLite
+file, or a PostgreSQL schema inside the session's throwaway database).
 """
 
 from __future__ import annotations
