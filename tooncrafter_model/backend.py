@@ -14,7 +14,7 @@ import importlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -205,42 +205,31 @@ class Interpolator:
     ) -> Frames:
         """One HxWx3 uint8 frame per time in `times` (each strictly between 0 and 1); `params` are the
         per-shot settings of the backend (e.g. toon's steps, cfg), as its registry entry lists them."""
-        return self.render(self.request(frame_a, frame_b, times, seed, prompt, sketches, params, on_step))
+        asked = Request(frame_a, frame_b, tuple(times), seed, prompt, dict(sketches or {}), dict(params or {}), on_step)
+        return self.render(self.check(asked))
 
-    def request(
-        self,
-        frame_a: Frame,
-        frame_b: Frame,
-        times: Sequence[float],
-        seed: int = 0,
-        prompt: str = "",
-        sketches: Mapping[float, Frame] | None = None,
-        params: Mapping[str, Any] | None = None,
-        on_step: OnStep | None = None,
-    ) -> Request:
-        """The request, checked against this backend's registry entry (BackendError names what is wrong)."""
-        check_frame(frame_a, "frame_a")
-        check_frame(frame_b, "frame_b")
+    def check(self, request: Request) -> Request:
+        """The request checked against this backend's registry entry, its params typed; BackendError names
+        what is wrong."""
+        frame_a, frame_b = check_frame(request.frame_a, "frame_a"), check_frame(request.frame_b, "frame_b")
         if frame_a.shape != frame_b.shape:
             raise BackendError(f"keyframes differ in size: {frame_a.shape[:2]} vs {frame_b.shape[:2]}")
-        bad = [t for t in times if not 0.0 < float(t) < 1.0]
+        bad = [t for t in request.times if not 0.0 < float(t) < 1.0]
         if bad:
             raise BackendError(f"times must lie strictly between 0 and 1, got {bad}")
-        if sketches and not self.spec.sketches:
+        if request.sketches and not self.spec.sketches:
             raise BackendError(f"the {self.name} backend takes no sketch guidance")
-        for t, sketch in (sketches or {}).items():
+        for t, sketch in request.sketches.items():
             what = f"{self.name}: sketch at t={float(t):g}"
             if not 0.0 < float(t) < 1.0:
                 raise BackendError(f"{what}: times must lie strictly between 0 and 1")
             if check_frame(sketch, what).shape != frame_a.shape:
                 raise BackendError(f"{what} is {sketch.shape[:2]}, the keyframes are {frame_a.shape[:2]}")
-        return Request(
-            frame_a, frame_b, tuple(float(t) for t in times), int(seed), prompt, dict(sketches or {}),
-            self.spec.check_params(self.name, params), on_step,
-        )
+        params = self.spec.check_params(self.name, request.params)
+        return replace(request, times=tuple(float(t) for t in request.times), seed=int(request.seed), params=params)
 
     def render(self, request: Request) -> Frames:
-        """Make the request's in-betweens; called only with requests `request` has checked."""
+        """Make the request's in-betweens; called only with requests `check` has passed."""
         raise NotImplementedError
 
 
