@@ -83,15 +83,6 @@ class ShotOutputs:
     video_size: tuple[int, int]  # (width, height) of the MP4
 
 
-class VideoProbe(NamedTuple):
-    """A video file read back: decoded frame count, mean frame rate, size."""
-
-    frame_count: int
-    fps: Fraction
-    width: int
-    height: int
-
-
 # ------------------------------------------------------------------------------------------ frame rate
 
 
@@ -334,30 +325,3 @@ def _rmdir_if_empty(folder: Path) -> None:
         folder.rmdir()
     except OSError:
         pass
-
-
-# ----------------------------------------------------------------------------------------- reading back
-
-
-def probe_video(path: str | os.PathLike[str]) -> VideoProbe:
-    """Decode a video's first video stream with ffmpeg (no ffprobe needed): frames, exact mean fps, size."""
-    import ffmpeg
-    import imageio_ffmpeg
-
-    p = Path(path)
-    if not p.is_file():
-        raise AssemblyError(f"{p}: video file not found")
-    # framecrc prints the stream time base, the size, then one line per decoded frame with its duration.
-    args = ffmpeg.input(str(p)).output("-", format="framecrc", map="0:v:0").compile(cmd=imageio_ffmpeg.get_ffmpeg_exe())
-    quiet = [args[0], "-hide_banner", "-nostats", "-loglevel", "error", *args[1:]]
-    run = subprocess.run(quiet, capture_output=True, text=True)
-    if run.returncode != 0:
-        last = (run.stderr.strip().splitlines() or ["no message"])[-1]
-        raise AssemblyError(f"{p}: not a readable video ({last})")
-    tb = re.search(r"^#tb 0: (\d+)/(\d+)$", run.stdout, re.M)
-    dims = re.search(r"^#dimensions 0: (\d+)x(\d+)$", run.stdout, re.M)
-    durations = [int(line.split(",")[3]) for line in run.stdout.splitlines() if line and not line.startswith("#")]
-    if not tb or not dims or not durations or sum(durations) <= 0:
-        raise AssemblyError(f"{p}: no decodable video frames")
-    fps = Fraction(len(durations)) / (sum(durations) * Fraction(int(tb.group(1)), int(tb.group(2))))
-    return VideoProbe(len(durations), fps, int(dims.group(1)), int(dims.group(2)))

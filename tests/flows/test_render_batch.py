@@ -12,8 +12,8 @@ from sqlalchemy import select
 import shot_db
 from shot_db import ShotDB
 from shot_db.models import Render, RenderAttempt
-from tasks.assemble import probe_video
 from tasks.colour import apply_lut, read_cube, warm_look_table, write_cube
+from tests.media import probe_video
 from tooncrafter_model.frames import read_frame
 
 from .conftest import make_shots, settings_for
