@@ -396,7 +396,7 @@ def write_example_ocio(folder: str | os.PathLike[str], table: np.ndarray | None 
 # --------------------------------------------------------------------------------------- OpenColorIO
 
 
-class ColourError(ValueError):
+class ColourError(UserError):
     """A colour setting that cannot be used (an OCIO config, a look, a colour space); one line, naming the file."""
 
 

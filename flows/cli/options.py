@@ -52,17 +52,17 @@ def parse_defaults(pairs: list[str] | None) -> dict[str, Any] | None:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--default expects KEY=VALUE, got {pair!r}")
+            raise UserError(f"--default expects KEY=VALUE, got {pair!r}")
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError:
-            raise ValueError(f"--default {key}: not a value: {text!r}") from None
+            raise UserError(f"--default {key}: not a value: {text!r}") from None
         *parents, last = key.strip().split(".")
         node = out
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ValueError(f"--default {key}: {part} is given a value and fields at once")
+                raise UserError(f"--default {key}: {part} is given a value and fields at once")
         node[last] = value
     return out
 

@@ -22,10 +22,12 @@ ALLOWED: dict[str, set[str]] = {
     "cluster": {"tooncrafter_model", "ray", "numpy"},
     "tasks": {
         "tooncrafter_model", "shot_db", "cluster", "prefect", "pydantic", "pydantic_core", "pydantic_settings",
-        "numpy", "cv2", "ffmpeg", "imageio_ffmpeg", "scenedetect", "yaml", "watchfiles",
+        "numpy", "cv2", "ffmpeg", "imageio_ffmpeg", "scenedetect", "yaml", "watchfiles", "opentimelineio",
+        "PyOpenColorIO",
     },
-    # shot_db for the records the history commands print, tooncrafter_model for the error types
-    "flows": {"tasks", "shot_db", "tooncrafter_model", "prefect", "pydantic", "typer", "rich"},
+    # shot_db for the records the history commands print, tooncrafter_model for the error types, yaml for
+    # the values of --default
+    "flows": {"tasks", "shot_db", "tooncrafter_model", "prefect", "pydantic", "typer", "rich", "yaml"},
 }
 # One exception, documented in ARCHITECTURE.md: image files are read and written with OpenCV.
 EXTRA = {("tooncrafter_model", "frames.py"): {"cv2"}}
