@@ -86,12 +86,17 @@ def shot_folder(output_root: str | os.PathLike[str], show: str, sequence: str, c
     return Path(output_root) / show / sequence / code
 
 
+def version_name(number: int) -> str:
+    """How version `number` is named, on disk and wherever it is shown: v001, v002, ..."""
+    return f"v{number:03d}"
+
+
 def version_folder(shot: Path, number: int) -> Path:
-    return shot / f"v{number:03d}"
+    return shot / version_name(number)
 
 
 def version_mp4(code: str, number: int) -> str:
-    return f"{code}_v{number:03d}.mp4"
+    return f"{code}_{version_name(number)}.mp4"
 
 
 def sequence_frame(stem: str, number: int) -> str:

@@ -17,6 +17,7 @@ from shot_db import ShotDB
 from shot_db.records import Lineage, RenderInfo, VersionInfo
 from tasks.history import lineage_of, shot_versions
 from tasks.record import open_db
+from tooncrafter_model.store import version_name
 
 app = typer.Typer()
 db_app = typer.Typer(no_args_is_help=True, help="The shot DB itself.")
@@ -60,7 +61,7 @@ def history(
     table = Table("version", "created", "frames", "pairs", "backend", "flow run", "video")
     for v in versions:
         backends = sorted({r.backend for r in v.renders}) or ["-"]
-        table.add_row(f"v{v.number:03d}", _when(v.created_at), str(v.frame_count), str(len(v.renders)),
+        table.add_row(version_name(v.number), _when(v.created_at), str(v.frame_count), str(len(v.renders)),
                       ", ".join(backends), v.flow_run_id or "-", v.mp4_path)
     Console().print(table)
 
@@ -78,7 +79,7 @@ def _describe_render(r: RenderInfo) -> list[str]:
 
 def _describe(found: Lineage) -> list[str]:
     v: VersionInfo = found.version
-    lines = [f"{v.show}/{v.sequence}/{v.code} v{v.number:03d}  made {_when(v.created_at)}  flow run {v.flow_run_id or '-'}"]
+    lines = [f"{v.show}/{v.sequence}/{v.code} {version_name(v.number)}  made {_when(v.created_at)}  flow run {v.flow_run_id or '-'}"]
     if found.frame is None:
         lines.append(f"  video      {v.mp4_path}  sha256 {v.mp4_sha256}")
         for r in v.renders:

@@ -109,7 +109,7 @@ def server(
     try:
         previews = PreviewServer(settings.output_root, host, settings.preview_port)
     except OSError as exc:
-        raise ValueError(f"preview server on {host}:{settings.preview_port}: {exc.strerror or exc}") from None
+        raise UserError(f"preview server on {host}:{settings.preview_port}: {exc.strerror or exc}") from None
     prefect = Path(sys.executable).with_name("prefect")
     with serving(previews):
         typer.echo(f"dashboard: http://{local}:{port}", err=True)
