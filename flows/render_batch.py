@@ -35,7 +35,7 @@ def render_batch(shotlist: str, settings: Settings | None = None, shots: list[st
     settings = settings or Settings()
     run_id = str(flow_run.id) if flow_run.id else None
     started = time.monotonic()
-    selected = load_shots(shotlist, settings.allow_outside_root, shots, settings.shot_defaults)
+    selected = load_shots(shotlist, settings.allow_outside_root, shots, settings.shot_defaults, settings.limits)
     plans, unplanned = _planned(selected, detect.map(selected, unmapped(settings.store.root)))
     with record.open_db(settings.db_url, migrate=True) as db:
         record.begin_batch(db, run_id or "local", "render-batch", shotlist)

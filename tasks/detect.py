@@ -1,25 +1,28 @@
 """Detect: a shot's hard cuts and held drawings, as keyframes and the pairs to in-between.
 
-A video is decoded once. Every frame is compared with the frame before it, twice:
+Every frame is compared with the frame before it (tasks/scores.py): PySceneDetect's content score finds
+hard cuts, and a local block score, taken after denoising and matching exposure, finds new drawings.
 
-- PySceneDetect's content score (ContentDetector's mean HSV difference over the whole frame, read back
-  from a StatsManager): at or above `cut_threshold` the frame starts a new scene (a hard cut), at or above
-  `drawing_threshold` a new drawing;
-- a local score, the largest mean difference over 8x8-pixel blocks: at or above `local_threshold` the
-  frame starts a new drawing too. A blink or a mouth change moves a few pixels a lot, which the frame-wide
-  mean dilutes below any usable threshold (a blink scored 0.13-0.21 there, and 33 here).
+The local threshold adapts to the clip's own noise (`adaptive_threshold`): at least `local_threshold`, at
+least `noise_factor` times the typical score of the pairs below it (the holds: on a clean export about 0,
+on a captured pencil test the grain and compression left after denoising), then settled into the clearest
+gap between the scores near it. A clip with no pair near the noise (drawings on 1s) keeps the floor. The
+margin between the strongest hold and the weakest change is reported per shot (`Margin`), and `plan` warns
+when it is thin or when noise pushed the threshold up. Measured by bench/linetests.py on
+`tasks.synthetic.line_test` at 512x320, H.264 crf 30: holds at most 7-9 and changes at least 19.7 with
+grain 2-4 and 2-3 % flicker; grain 8 with 6 % flicker brings holds to 14.7 (a margin of 1.3-1.7).
 
-Anything else is a held drawing. A scan is remembered under `<store>/scans/`, keyed by the video's
-content, the frame range and the thresholds, so re-running an unchanged shot list decodes nothing. Measured on `tasks.synthetic` cartoons written as H.264 (crf 18-28, at
-128x80 and 1024x576): held frames score at most 0.22 (content) and 5.4 (local); pose changes at least 1.8
-and 55; a hard cut about 42-84. At crf 35 on tiny frames, holds reach 1.06 and 31: raise the thresholds
-for such sources.
+A video is decoded twice (tasks/media.py): once to score every frame, once to store the keyframes the
+whole clip's scores chose. A scan is remembered under `<store>/scans/`, keyed by the source's content, the
+frame range, fps, background, exposure sheet and thresholds, so re-running an unchanged shot list decodes
+nothing. An exposure sheet (`xsheet:`) gives the drawings exactly and overrides detection; where the two
+disagree is reported.
 
-Conventions: frame numbers are 0-based source frames, also inside a frame range. The range's first frame
-always starts a drawing and is never listed as a cut; `cuts` are the later frames where a new scene
-starts. Pairs join consecutive keyframes of one scene, never across a cut; the last drawing of a scene is
-held to the scene's end. Keyframes are stored losslessly and content-addressed as
-`<store>/keyframes/<pixel hash>.png`.
+Conventions: frame numbers are the source's own (0-based for a video, the file names' for an image
+sequence), also inside a frame range. The range's first frame always starts a drawing and is never listed
+as a cut; `cuts` are the later frames where a new scene starts. Pairs join consecutive keyframes of one
+scene, never across a cut; the last drawing of a scene is held to the scene's end. Keyframes are stored
+losslessly and content-addressed as `<store>/keyframes/<pixel hash>.png`.
 """
 
 from __future__ import annotations
@@ -27,40 +30,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
+from tasks.media import MediaError, find_sequence, probe_video, read_picture, video_frames
+from tasks.scores import DetectConfig, Margin, Scorer, decide
 from tasks.shotlist import Shot
-from tooncrafter_model.errors import UserError
-from tooncrafter_model.frames import Frame, pixel_hash, read_frame, write_frame
+from tasks.xsheet import read_xsheet
+from tooncrafter_model.frames import DecodedImage, Frame, pixel_hash, write_frame
 from tooncrafter_model.store import Store, sha256_file, write_json
 
-
-class MediaError(UserError):
-    """A shot's media cannot be used; the message names the shot list, the field and the file, on one line."""
-
-
-@dataclass(frozen=True)
-class DetectConfig:
-    """Thresholds on a frame's difference to the previous one (0-255 scales): content score and local score."""
-
-    drawing_threshold: float = 1.0
-    cut_threshold: float = 27.0  # ContentDetector's own default for hard cuts
-    local_threshold: float = 12.0  # on the largest 8x8-block mean difference of BGR values
-    # Frames wider than this are scored downscaled the way PySceneDetect's SceneManager does it (bilinear to
-    # about 256 pixels wide; its thresholds are tuned there), which is 3x faster on HD; 0 = full resolution.
-    analysis_width: int = 256
-
-    def __post_init__(self) -> None:
-        if not 0 < self.drawing_threshold < self.cut_threshold or self.local_threshold <= 0:
-            raise ValueError("DetectConfig needs 0 < drawing_threshold < cut_threshold and local_threshold > 0")
-        if self.analysis_width < 0:
-            raise ValueError("DetectConfig.analysis_width must be >= 0")
+__all__ = ["DetectConfig", "Ingest", "Keyframe", "Margin", "MediaError", "Pair", "ShotPlan", "detect_shot",
+           "frame_layout"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -70,6 +53,7 @@ class Keyframe:
     frame: int
     pixel_hash: str
     path: Path
+    origin: str = field(default="", compare=False)  # where it was drawn: "/shots/a.mp4#frame=12" or an image file
 
 
 @dataclass(frozen=True)
@@ -88,6 +72,42 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class Ingest:
+    """What reading a shot's media found and did, for `plan` and the provenance sidecar."""
+
+    margin: Margin | None = None  # None when nothing was detected (keyframe images)
+    timecode: str | None = None  # the source's start timecode
+    gaps: tuple[tuple[int, int], ...] = ()  # missing image-sequence frames (first, last), holding the one before
+    disagreements: tuple[str, ...] = ()  # where detection and the exposure sheet differ
+    notes: tuple[str, ...] = ()  # conversions and resampling done to the source's pictures
+    warnings: tuple[str, ...] = ()  # what a wrangler should look at (thin margin, fps mismatch)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data."""
+        return {
+            "margin": self.margin.as_dict() if self.margin else None,
+            "timecode": self.timecode,
+            "gaps": [list(g) for g in self.gaps],
+            "disagreements": list(self.disagreements),
+            "notes": list(self.notes),
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Ingest:
+        """The inverse of to_json."""
+        m = data["margin"]
+        return cls(
+            margin=Margin(m["threshold"], m["hold"], m["change"]) if m else None,
+            timecode=data["timecode"],
+            gaps=tuple((a, b) for a, b in data["gaps"]),
+            disagreements=tuple(data["disagreements"]),
+            notes=tuple(data["notes"]),
+            warnings=tuple(data["warnings"]),
+        )
+
+
+@dataclass(frozen=True)
 class ShotPlan:
     """What a shot needs rendered: its frame range, scenes, keyframes and pairs."""
 
@@ -100,6 +120,7 @@ class ShotPlan:
     keyframes: list[Keyframe]
     pairs: list[Pair]
     sketches: list[Keyframe] = field(default_factory=list)  # sketch guidance, stored like keyframes
+    ingest: Ingest = field(default_factory=Ingest)
 
     @property
     def last_frame(self) -> int:
@@ -164,27 +185,40 @@ def frame_layout(plan: ShotPlan) -> list[Slot]:
 
 # ----------------------------------------------------------------------------- detection
 
+Scan = tuple[int, int, tuple[int, int], list[int], list[Keyframe], Ingest]
+_SCAN_VERSION = 2  # bump when scanning changes what it finds
+
 
 def detect_shot(shot: Shot, store_dir: str | os.PathLike[str], config: DetectConfig = DetectConfig()) -> ShotPlan:
     """Find the shot's cuts and drawings, store its keyframes under `<store_dir>/keyframes/`, and plan its pairs.
 
     Raises MediaError (one line naming the shot list field and the file) for missing, unreadable, empty or
-    mismatched media and for a frame range outside the source.
+    mismatched media, a frame range outside the source, and anything over the shot's limits.
     """
     store = Store(Path(store_dir))
-    if shot.source.video is not None:
-        first, count, size, cuts, drawings = _scan_video_cached(shot, shot.source.video, config, store)
+    if shot.source.images is not None:
+        first, count, size, cuts, drawings, ingest = _scan_images(shot, store.keyframe)
     else:
-        first, count, size, cuts, drawings = _scan_images(shot, store.keyframe)
-    sketches = [
-        _store(_read_image(shot, f"sketches[{i}].image", s.image, size), s.frame, store.sketch)
-        for i, s in enumerate(shot.sketches)
-    ]
+        first, count, size, cuts, drawings, ingest = _scan_cached(shot, config, store)
+    if count > shot.limits.max_shot_frames:
+        raise MediaError(
+            f"{shot.where('end')}: {count} frames from frame {first}, over the limit of "
+            f"{shot.limits.max_shot_frames} (setting limits.max_shot_frames)"
+        )
+    sketches = []
+    for i, sketch in enumerate(shot.sketches):
+        picture = _picture(shot, f"sketches[{i}].image", sketch.image, size, None)
+        sketches.append(_store(picture.frame, sketch.frame, store.sketch, str(sketch.image)))
     pairs = []
     for a, b in zip(drawings, drawings[1:], strict=False):
         if b.frame in cuts:
             continue
         n = shot.render.inbetweens if shot.render.inbetweens is not None else b.frame - a.frame - 1
+        if n > shot.limits.max_inbetweens:
+            raise MediaError(
+                f"{shot.where('source')}: the drawings at frames {a.frame} and {b.frame} leave {n} in-betweens, "
+                f"over the limit of {shot.limits.max_inbetweens} (setting limits.max_inbetweens)"
+            )
         pairs.append(Pair(a.frame, b.frame, n))
     return ShotPlan(
         shot=shot,
@@ -196,133 +230,216 @@ def detect_shot(shot: Shot, store_dir: str | os.PathLike[str], config: DetectCon
         keyframes=drawings,
         pairs=pairs,
         sketches=sketches,
+        ingest=ingest,
     )
 
 
-def _read_image(shot: Shot, name: str, path: Path, size: tuple[int, int] | None) -> Frame:
-    """An image of the shot list, or MediaError naming the field; `size` (w, h) is enforced when given."""
-    try:
-        frame = read_frame(path)
-    except ValueError:
-        reason = "image file not found" if not path.is_file() else "not a readable image"
-        raise MediaError(f"{shot.where(name)}: {shot.shown(path)}: {reason}") from None
-    here = (frame.shape[1], frame.shape[0])
+def _picture(shot: Shot, name: str, path: Path, size: tuple[int, int] | None, size_of: Path | None) -> DecodedImage:
+    """An image of the shot list, or MediaError naming the field; its size must match `size` (of `size_of`)."""
+    picture = read_picture(shot, name, path)
+    here = (picture.frame.shape[1], picture.frame.shape[0])
     if size is not None and here != size:
+        of = f"{shot.shown(size_of)}'s" if size_of is not None else "the first keyframe's"
         raise MediaError(
-            f"{shot.where(name)}: {shot.shown(path)}: size {here[0]}x{here[1]} differs from the "
-            f"first keyframe's {size[0]}x{size[1]}"
+            f"{shot.where(name)}: {shot.shown(path)}: size {here[0]}x{here[1]} differs from {of} {size[0]}x{size[1]}"
         )
-    return frame
+    return picture
 
 
-def _store(frame: Frame, number: int, path_of: Callable[[str], Path]) -> Keyframe:
+def _store(frame: Frame, number: int, path_of: Callable[[str], Path], origin: str) -> Keyframe:
     digest = pixel_hash(frame)
     path = path_of(digest)
     if not path.exists():
         write_frame(path, frame)
-    return Keyframe(number, digest, path)
+    return Keyframe(number, digest, path, origin)
 
 
-Scan = tuple[int, int, tuple[int, int], list[int], list[Keyframe]]
-_SCAN_VERSION = 1  # bump when scanning changes what it finds
+def _conversions(shot: Shot, notes: Iterable[str]) -> tuple[str, ...]:
+    """What was done to the source's pictures, once per kind, the background colour named."""
+    colour = "#{:02x}{:02x}{:02x}".format(*shot.background)
+    done = {note.replace("over the background", f"over {colour}"): None for note in notes}
+    return tuple(done)
 
 
-def _scan_video_cached(shot: Shot, video: Path, config: DetectConfig, store: Store) -> Scan:
-    """`_scan_video`, remembered by the video's content (not its name or mtime), range and thresholds:
-    a re-run over unchanged sources decodes nothing."""
-    if not video.is_file():
-        return _scan_video(shot, video, config, store.keyframe)  # raises the MediaError
+# ----------------------------------------------------------------------------- sources
+
+
+def _scan_key(shot: Shot, config: DetectConfig) -> str | None:
+    """A hash of everything a scan depends on, or None when the source is missing (the scan reports it)."""
+    source = shot.source
+    if source.video is not None:
+        if not source.video.is_file():
+            return None
+        content: Any = sha256_file(source.video)
+    else:
+        assert source.sequence is not None
+        try:
+            sequence = find_sequence(shot, source.sequence)
+        except MediaError:
+            return None
+        content = [[n, sha256_file(p)] for n, p in sequence.files.items()]
+    sheet = shot.xsheet
     blob = json.dumps(
-        {"video": sha256_file(video), "start": shot.start, "end": shot.end, "config": asdict(config), "v": _SCAN_VERSION},
+        {"source": content, "start": shot.start, "end": shot.end, "fps": shot.fps, "background": shot.background,
+         "xsheet": sha256_file(sheet) if sheet is not None and sheet.is_file() else str(sheet),
+         "config": asdict(config), "v": _SCAN_VERSION},
         sort_keys=True,
-    )
-    memo = store.scan(hashlib.sha256(blob.encode()).hexdigest())
-    if memo.is_file():
+    )  # fmt: skip
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _scan_cached(shot: Shot, config: DetectConfig, store: Store) -> Scan:
+    """`_scan_video` or `_scan_sequence`, remembered by the source's content (not its name or mtime), range,
+    fps, background, sheet and thresholds: a re-run over unchanged sources decodes nothing."""
+    source = shot.source
+    key = _scan_key(shot, config)
+    memo = store.scan(key) if key is not None else None
+    if memo is not None and memo.is_file():
         data = json.loads(memo.read_text())
-        drawings = [Keyframe(k["frame"], k["pixel_hash"], Path(k["path"])) for k in data["keyframes"]]
+        drawings = [Keyframe(k["frame"], k["pixel_hash"], Path(k["path"]), k["origin"]) for k in data["keyframes"]]
         if all(k.path.is_file() for k in drawings):
-            return data["first"], data["count"], (data["width"], data["height"]), data["cuts"], drawings
-    first, count, size, cuts, drawings = _scan_video(shot, video, config, store.keyframe)
-    record = {"first": first, "count": count, "width": size[0], "height": size[1], "cuts": cuts,
-              "keyframes": [{"frame": k.frame, "pixel_hash": k.pixel_hash, "path": str(k.path)} for k in drawings]}
-    write_json(memo, record, indent=None)
-    return first, count, size, cuts, drawings
+            size = (data["width"], data["height"])
+            return data["first"], data["count"], size, data["cuts"], drawings, Ingest.from_json(data["ingest"])
+    if source.video is not None:
+        scan = _scan_video(shot, source.video, config, store.keyframe)
+    else:
+        assert source.sequence is not None
+        scan = _scan_sequence(shot, source.sequence, config, store.keyframe)
+    if memo is not None:
+        first, count, size, cuts, drawings, ingest = scan
+        record = {"first": first, "count": count, "width": size[0], "height": size[1], "cuts": cuts,
+                  "ingest": ingest.to_json(),
+                  "keyframes": [{"frame": k.frame, "pixel_hash": k.pixel_hash, "path": str(k.path), "origin": k.origin}
+                                for k in drawings]}  # fmt: skip
+        write_json(memo, record, indent=None)
+    return scan
 
 
-def _open_video(shot: Shot, video: Path) -> Any:
-    """Open the shot's video with PySceneDetect (OpenCV backend), or raise MediaError naming the field."""
-    from scenedetect import open_video
-    from scenedetect.video_stream import VideoOpenFailure
-
-    shown = shot.shown(video)
-    if not video.is_file():
-        raise MediaError(f"{shot.where('source')}: {shown}: video file not found")
-    try:
-        return open_video(str(video))
-    except (OSError, VideoOpenFailure, ValueError) as exc:
-        raise MediaError(f"{shot.where('source')}: {shown}: not a readable video ({type(exc).__name__})") from None
-
-
-def _scan_video(
-    shot: Shot, video: Path, config: DetectConfig, keyframe: Callable[[str], Path]
-) -> tuple[int, int, tuple[int, int], list[int], list[Keyframe]]:
-    from scenedetect import FrameTimecode, StatsManager
-    from scenedetect.detectors import ContentDetector
-
-    stream = _open_video(shot, video)
-    detector = ContentDetector(threshold=config.cut_threshold, min_scene_len=0)
-    stats = StatsManager()
-    detector.stats_manager = stats  # the detector records each frame's score here
-    start = shot.start or 0
-    end = shot.end
-    cuts: list[int] = []
-    drawings: list[Keyframe] = []
-    size = (0, 0)
-    previous: np.ndarray | None = None
-    count = 0  # frames decoded so far
-    while end is None or count <= end:
-        bgr = stream.read(decode=count >= start)
-        if bgr is False:
-            break
-        number, count = count, count + 1
-        if number < start:
+def _score_all(frames: Iterator[tuple[int, Frame | None]], scorer: Scorer) -> tuple[int, int, tuple[int, int], dict[int, tuple[float, float]]]:
+    """Score every frame against the one before; None frames (repeats) are holds and are not scored."""
+    first, last, size = -1, -1, (0, 0)
+    scores: dict[int, tuple[float, float]] = {}
+    for number, rgb in frames:
+        if first < 0:
+            if rgb is None:
+                continue
+            first, size = number, (rgb.shape[1], rgb.shape[0])
+        last = number
+        if rgb is None:
             continue
-        if number == start:
-            size = (bgr.shape[1], bgr.shape[0])
-        timecode = FrameTimecode(number, stream.frame_rate)
-        view = _analysis_view(bgr, config.analysis_width)
-        detector.process_frame(timecode, view)
-        score = float(stats.get_metrics(timecode, [ContentDetector.FRAME_SCORE_KEY])[0] or 0.0)
-        local = 0.0 if previous is None else _local_score(previous, view)
-        previous = view
-        if number == start or score >= config.drawing_threshold or local >= config.local_threshold:
-            if number > start and score >= config.cut_threshold:
-                cuts.append(number)
-            drawings.append(_store(np.ascontiguousarray(bgr[:, :, ::-1]), number, keyframe))
+        content, local = scorer(number, rgb)
+        if number != first:
+            scores[number] = (content, local)
+    return first, last, size, scores
+
+
+def _timing(
+    shot: Shot, first: int, last: int, scores: dict[int, tuple[float, float]], config: DetectConfig
+) -> tuple[list[int], list[int], Margin, tuple[str, ...], tuple[str, ...]]:
+    """Drawings, cuts, margin, disagreements with the exposure sheet, and warnings."""
+    decision = decide(first, scores, config)
+    warnings: list[str] = []
+    disagreements: list[str] = []
+    drawings, cuts = decision.drawings, decision.cuts
+    if shot.xsheet is not None:
+        sheet = read_xsheet(shot, shot.xsheet)
+        listed = [f for f in sheet if f <= first]
+        if not listed:
+            raise MediaError(
+                f"{shot.where('xsheet')}: {shot.shown(shot.xsheet)}: its first drawing, at frame {min(sheet)}, "
+                f"comes after the shot's first frame {first}"
+            )
+        timed = [first] + [f for f in sheet if first < f <= last]
+        seen, told = set(drawings), set(timed)
+        name = {f: sheet[max(g for g in sheet if g <= f)] for f in range(first, last + 1) if f in seen | told}
+        disagreements += [f"frame {f}: detection sees a new drawing, the sheet holds {name[f]}" for f in sorted(seen - told)]
+        disagreements += [f"frame {f}: the sheet starts {name[f]}, detection sees a hold" for f in sorted(told - seen)]
+        drawings, cuts = timed, [c for c in cuts if c in told]
+    margin = decision.margin
+    hold = "none" if margin.hold is None else f"{margin.hold:.1f}"
+    change = "none" if margin.change is None else f"{margin.change:.1f}"
+    advice = "check its keyframes or give it an exposure sheet (xsheet:)"
+    if margin.ratio < config.thin_margin:
+        warnings.append(
+            f"thin detection margin: strongest hold {hold}, weakest change {change} (threshold "
+            f"{margin.threshold:.1f}); {advice}"
+        )
+    elif margin.threshold > 2 * config.local_threshold:
+        # So much noise that a small change (a blink scores about 20) could hide under the threshold.
+        warnings.append(
+            f"noisy source: its noise raised the detection threshold to {margin.threshold:.1f} (from "
+            f"{config.local_threshold:g}; strongest hold {hold}, weakest change {change}); {advice}"
+        )
+    return drawings, cuts, margin, tuple(disagreements), tuple(warnings)
+
+
+def _scan_video(shot: Shot, video: Path, config: DetectConfig, keyframe: Callable[[str], Path]) -> Scan:
+    probe = probe_video(shot, video)
+    first, last, size, scores = _score_all(video_frames(shot, video, probe), Scorer(config, shot.fps))
     shown = shot.shown(video)
-    if count == 0:
+    if first < 0:
+        start = shot.start or 0
+        if start and probe.frame_count and start >= probe.frame_count:
+            raise MediaError(f"{shot.where('start')}: frame {start} is after the last frame {probe.frame_count - 1} of {shown}")
         raise MediaError(f"{shot.where('source')}: {shown}: not a readable video (no frames decoded)")
-    if start >= count:
-        raise MediaError(f"{shot.where('start')}: frame {start} is after the last frame {count - 1} of {shown}")
-    if end is not None and end >= count:
-        raise MediaError(f"{shot.where('end')}: frame {end} is after the last frame {count - 1} of {shown}")
-    return start, count - start, size, cuts, drawings
+    if shot.end is not None and shot.end > last:
+        raise MediaError(f"{shot.where('end')}: frame {shot.end} is after the last frame {last} of {shown}")
+    drawings, cuts, margin, disagreements, warnings = _timing(shot, first, last, scores, config)
+    keyframes: list[Keyframe] = []
+    wanted = set(drawings)
+    shown_frame: Frame | None = None
+    for number, rgb in video_frames(shot, video, probe, only=wanted):
+        shown_frame = rgb if rgb is not None else shown_frame
+        if number in wanted and shown_frame is not None:
+            keyframes.append(_store(shown_frame, number, keyframe, f"{video}#frame={number}"))
+        if number >= drawings[-1]:
+            break
+    notes: list[str] = []
+    if probe.variable:
+        notes.append(f"variable frame rate: frames placed by their timestamps on the {shot.fps:g} fps grid")
+    elif probe.fps and abs(probe.fps - shot.fps) > 0.001 * shot.fps:
+        warnings += (f"{shown} runs at {probe.fps:.3f} fps; the shot list says {shot.fps:.3f}",)
+    ingest = Ingest(margin, probe.timecode, (), disagreements, tuple(notes), warnings)
+    return first, last - first + 1, size, cuts, keyframes, ingest
 
 
-def _analysis_view(bgr: np.ndarray, width: int) -> np.ndarray:
-    if not width or bgr.shape[1] <= width:
-        return bgr
-    factor = bgr.shape[1] / width
-    small = (max(1, round(bgr.shape[1] / factor)), max(1, round(bgr.shape[0] / factor)))
-    out: np.ndarray = cv2.resize(bgr, small, interpolation=cv2.INTER_LINEAR)
-    return out
+def _scan_sequence(shot: Shot, spec: Path, config: DetectConfig, keyframe: Callable[[str], Path]) -> Scan:
+    sequence = find_sequence(shot, spec)
+    first = shot.start if shot.start is not None else sequence.first
+    last = shot.end if shot.end is not None else sequence.last
+    if first < sequence.first:
+        raise MediaError(f"{shot.where('start')}: frame {first} comes before the sequence's first frame {sequence.first}")
+    if last < first:
+        raise MediaError(f"{shot.where('end')}: frame {last} comes before the shot's first frame {first}")
+    if last - first + 1 > shot.limits.max_shot_frames:
+        raise MediaError(
+            f"{shot.where('source')}: {shot.shown(spec)}: frames {first}-{last} are over the limit of "
+            f"{shot.limits.max_shot_frames} (setting limits.max_shot_frames)"
+        )
+    notes: list[str] = []  # each picture's conversions, as it goes: the pictures themselves are not kept
+    size: list[tuple[tuple[int, int], Path]] = []
 
+    def frames() -> Iterator[tuple[int, Frame | None]]:
+        for number in range(first, last + 1):
+            path = sequence.files.get(number) if number > first else sequence.showing(number)
+            if path is None:
+                yield number, None
+                continue
+            picture = _picture(shot, "source", path, size[0][0] if size else None, size[0][1] if size else None)
+            if not size:
+                size.append(((picture.frame.shape[1], picture.frame.shape[0]), path))
+            notes.extend(c for c in picture.conversions if c not in notes)
+            yield number, picture.frame
 
-def _local_score(a: np.ndarray, b: np.ndarray, block: int = 8) -> float:
-    """The largest mean absolute difference over `block`-pixel squares: high when a small area changes a lot."""
-    diff = cv2.absdiff(a, b).mean(axis=2, dtype=np.float32)
-    grid = (max(1, diff.shape[1] // block), max(1, diff.shape[0] // block))
-    return float(cv2.resize(diff, grid, interpolation=cv2.INTER_AREA).max())
+    first_seen, last_seen, dims, scores = _score_all(frames(), Scorer(config, shot.fps))
+    drawings, cuts, margin, disagreements, warnings = _timing(shot, first, last, scores, config)
+    keyframes = []
+    for number in drawings:
+        path = sequence.showing(number)
+        keyframes.append(_store(read_picture(shot, "source", path).frame, number, keyframe, str(path)))
+    gaps = tuple(sequence.gaps(first, last))
+    ingest = Ingest(margin, None, gaps, disagreements, _conversions(shot, notes), warnings)
+    return first, last - first + 1, dims, cuts, keyframes, ingest
 
 
 def _scan_images(shot: Shot, keyframe: Callable[[str], Path]) -> Scan:
@@ -337,14 +454,18 @@ def _scan_images(shot: Shot, keyframe: Callable[[str], Path]) -> Scan:
     # The image showing at the range's first frame starts the range's first drawing.
     showing = max(i for i, key in enumerate(images) if key.frame <= first)
     size: tuple[int, int] | None = None
+    size_of: Path | None = None
     drawings: list[Keyframe] = []
+    notes: list[str] = []
     for i in range(showing, len(images)):
         key = images[i]
         if key.frame > last:
             break
-        frame = _read_image(shot, f"source.images[{i}].image", key.image, size)
-        size = (frame.shape[1], frame.shape[0])
-        drawings.append(_store(frame, max(key.frame, first), keyframe))
+        picture = _picture(shot, f"source.images[{i}].image", key.image, size, size_of)
+        notes += picture.conversions
+        if size is None:
+            size, size_of = (picture.frame.shape[1], picture.frame.shape[0]), key.image
+        drawings.append(_store(picture.frame, max(key.frame, first), keyframe, str(key.image)))
     assert size is not None
     cuts = [c for c in shot.source.cuts if first < c <= last]
-    return first, last - first + 1, size, cuts, drawings
+    return first, last - first + 1, size, cuts, drawings, Ingest(notes=_conversions(shot, notes))

@@ -24,7 +24,6 @@ from tasks.provenance import assembly_key
 from tasks.record import transaction
 from tasks.render import ShotRenders
 from tasks.settings import Settings
-from tasks.shotlist import Shot
 from tooncrafter_model.store import PNG_DIR, SIDECAR, shot_folder, version_folder, version_mp4, write_json
 
 
@@ -152,14 +151,6 @@ def _outcome(
     return ShotOutcome(done.work.shot_id, status, version, mp4, frames, done.rendered, done.reused, done.failed, errors, sidecar)
 
 
-def _drawn_in(shot: Shot, frame: int) -> str:
-    """The file a keyframe was taken from: the source video (and frame), or the keyframe image."""
-    if shot.source.video is not None:
-        return f"{shot.source.video}#frame={frame}"
-    shown = [k for k in shot.source.images or () if k.frame <= frame]
-    return str(shown[-1].image) if shown else ""
-
-
 def _provenance(
     done: ShotRenders,
     sources: list[_Source],
@@ -187,9 +178,11 @@ def _provenance(
         "backend": work.identity.as_dict(),
         "render": {"seed": shot.render.seed, "prompt": shot.prompt, "params": work.params},
         "keyframes": [
-            {"frame": k.frame, "pixel_hash": k.pixel_hash, "path": str(k.path), "source": _drawn_in(shot, k.frame)}
+            {"frame": k.frame, "pixel_hash": k.pixel_hash, "path": str(k.path), "source": k.origin}
             for k in plan.keyframes
         ],
+        # What reading the media did and found: timecode, alpha composited over which colour, VFR, margin.
+        "ingest": {**plan.ingest.to_json(), "first_frame": plan.first_frame, "background": list(shot.background)},
         "sketches": [{"frame": k.frame, "pixel_hash": k.pixel_hash, "path": str(k.path)} for k in plan.sketches],
         "pairs": [
             {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 import shot_db
@@ -14,10 +14,29 @@ from tooncrafter_model.backend import backend_spec
 from tooncrafter_model.store import Store, shot_db_file
 
 
+class Limits(BaseModel):
+    """Upper bounds on what a shot list and its media may ask for, checked when they are loaded and before
+    anything is allocated for them: one hostile or mistyped file must not take a farm's memory or disk."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_frame: int = Field(1_000_000, ge=1, description="highest frame number (11.5 hours at 24 fps)")
+    max_shot_frames: int = Field(100_000, ge=1, description="frames in one shot's range")
+    max_inbetweens: int = Field(250, ge=0, description="in-betweens in one gap between two drawings")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="pixels of one image, read from its header (8K fits)")
+    max_shotlist_bytes: int = Field(8 << 20, ge=1, description="size of a shot list file")
+    max_yaml_nodes: int = Field(1_000_000, ge=1, description="YAML nodes once aliases are expanded")
+    min_fps: float = Field(1.0, gt=0, description="lowest frame rate")
+    max_fps: float = Field(240.0, gt=0, description="highest frame rate")
+    max_name_length: int = Field(64, ge=1, description="characters in a show, sequence or shot code")
+
+
 class Settings(BaseSettings):
     """Where outputs and provenance go, which compute runs the pairs, and how hard it retries."""
 
-    model_config = SettingsConfigDict(env_prefix="TOONFARM_", toml_file="toonfarm.toml", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="TOONFARM_", env_nested_delimiter="__", toml_file="toonfarm.toml", extra="forbid", frozen=True
+    )
 
     output_root: Path = Field(Path("toonfarm_out"), description="where keyframes, renders and shot versions go")
     db: str | None = Field(None, description="SQLAlchemy URL of the shot DB; default: SQLite in output_root")
@@ -37,6 +56,7 @@ class Settings(BaseSettings):
     shot_defaults: dict[str, Any] = Field(
         default_factory=dict, description="defaults for every shot list's shots, under the list's own (--default)"
     )
+    limits: Limits = Field(default_factory=Limits, description="bounds on shot lists and media (TOONFARM_LIMITS__MAX_FPS)")
     backend_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="extra construction settings per backend, e.g. {toon: {fit: crop}}"
     )

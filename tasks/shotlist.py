@@ -16,6 +16,7 @@ Schema (YAML)::
                               #   frames' colour space (default: what its file rules say of a PNG)
       output: renders         # output folder for the shot; default none (the run's output root)
       priority: 0             # higher renders first (rush shots); default 0
+      background: "#ffffff"   # what transparent (RGBA) line art is composited over; or [r, g, b]
     shots:
       - code: sq010_sh0010                  # required, folder-safe, unique per show/sequence
         source: rough/sq010_sh0010.mp4      # required: a video of the rough animation...
@@ -36,8 +37,13 @@ Schema (YAML)::
                                             #   shot's fps; an int: every gap gets exactly that many,
                                             #   re-spacing the timeline
           params: {steps: 25, cfg: 7.5}     # free-form backend parameters
+      - code: sq010_sh0030
+        source: rough/sh0030.####.png       # ...or an image sequence: a pattern (#### or %04d) or a folder,
+        start: 1001                         #   numbered in its file names; its gaps hold
+        xsheet: sheets/sh0030.csv           # optional exposure sheet (frame, drawing): the timing, exactly
 
-`source: [{frame: 0, image: a.png}, ...]` is short for `source: {images: [...]}`. Relative paths are relative to
+`source: [{frame: 0, image: a.png}, ...]` is short for `source: {images: [...]}`; a source string with a
+frame-number pattern, or naming a folder, is short for `source: {sequence: ...}`. Relative paths are relative to
 the shot list's folder; a path that leaves that folder (after resolving symlinks and '..') is refused unless
 `allow_outside_root=True`. A shot's identity is `show/sequence/code`. Media files are not opened here: a
 missing or unreadable source is reported per shot at detect time, so one bad shot does not stop the others.
@@ -48,7 +54,12 @@ timecode). Its shots carry `edit`, their place in the cut. Defaults given to `lo
 (the command line's `--default`) fill what the list's own defaults leave unset.
 
 CSV: one row per shot, a header row naming the columns `code,source,fps` and any of
-`show,sequence,prompt,backend,seed,inbetweens,lut,output,priority,start,end`; an empty cell means the default.
+`show,sequence,prompt,backend,seed,inbetweens,lut,output,priority,start,end,xsheet,background`; an empty
+cell means the default. A byte-order mark (a spreadsheet's "CSV UTF-8") is not part of the first column.
+
+`Limits` (tasks/settings.py) are checked here, before anything is built from the file: its size, YAML
+nodes with aliases expanded, name length (names match in full: no trailing newline), fps, frame numbers,
+a range's length, in-betweens. Each shot carries them on to its media (`Shot.limits`).
 
 Every problem raises `ShotListError`, one line per problem naming the file and the field, e.g.
 `shots.yaml: shots[2].fps: must be a positive number (got 'abc')`; the first line alone is complete.
@@ -84,6 +95,7 @@ from pydantic_core import PydanticCustomError
 
 from tasks.colour import OcioTransform
 from tasks.editorial import CUT_SUFFIXES, CutError, Edit, read_cut, sidecar_of
+from tasks.settings import Limits
 from tooncrafter_model.backend import BACKENDS, DEFAULT_BACKEND, check_params
 from tooncrafter_model.errors import UserError
 
@@ -99,16 +111,25 @@ def _bad(message: str) -> PydanticCustomError:
 
 # ----------------------------------------------------------------------------- field types
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def _name(value: Any) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
+def _limits(info: ValidationInfo) -> Limits:
+    limits = (info.context or {}).get("limits")
+    return limits if isinstance(limits, Limits) else Limits()
+
+
+def _name(value: Any, info: ValidationInfo) -> str:
+    # fullmatch: with match() and "$", "sh010\n" passed and became a folder name with a newline in it.
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise _bad("must be a folder-safe name: letters, digits, '.', '_' or '-', not starting with '.'")
+    longest = _limits(info).max_name_length
+    if len(value) > longest:
+        raise _bad(f"must be at most {longest} characters (setting limits.max_name_length)")
     return value
 
 
-def _fps(value: Any) -> float:
+def _fps(value: Any, info: ValidationInfo) -> float:
     try:
         if isinstance(value, bool):
             raise TypeError
@@ -117,7 +138,37 @@ def _fps(value: Any) -> float:
         raise _bad("must be a positive number") from None
     if not math.isfinite(fps) or fps <= 0:
         raise _bad("must be a positive number")
+    limits = _limits(info)
+    if not limits.min_fps <= fps <= limits.max_fps:
+        raise _bad(f"must be between {limits.min_fps:g} and {limits.max_fps:g} fps (settings limits.min_fps, limits.max_fps)")
     return fps
+
+
+def _frame(value: int, info: ValidationInfo) -> int:
+    highest = _limits(info).max_frame
+    if value > highest:
+        raise _bad(f"must be at most {highest} (setting limits.max_frame)")
+    return value
+
+
+def _inbetweens(value: int | None, info: ValidationInfo) -> int | None:
+    most = _limits(info).max_inbetweens
+    if value is not None and value > most:
+        raise _bad(f"must be at most {most} (setting limits.max_inbetweens)")
+    return value
+
+
+def _colour(value: Any) -> tuple[int, int, int]:
+    """A colour as "#rrggbb" or [r, g, b] (0-255)."""
+    if isinstance(value, str) and re.fullmatch(r"#[0-9A-Fa-f]{6}", value):
+        return (int(value[1:3], 16), int(value[3:5], 16), int(value[5:7], 16))
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 3
+        and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in value)
+    ):
+        return (int(value[0]), int(value[1]), int(value[2]))
+    raise _bad("must be a colour: \"#rrggbb\" or [r, g, b] with values 0-255")
 
 
 def _backend(value: Any) -> str:
@@ -142,7 +193,13 @@ Name = Annotated[str, BeforeValidator(_name)]
 ListPath = Annotated[Path, AfterValidator(_path)]
 Fps = Annotated[float, BeforeValidator(_fps)]
 Backend = Annotated[str, BeforeValidator(_backend)]
-FrameIndex = Annotated[int, Field(ge=0)]
+FrameIndex = Annotated[int, Field(ge=0), AfterValidator(_frame)]
+Inbetweens = Annotated[int | None, Field(ge=0), AfterValidator(_inbetweens)]
+Background = Annotated[tuple[int, int, int], BeforeValidator(_colour)]
+Seed = Annotated[int, Field(ge=-(1 << 63), lt=1 << 64)]  # what a torch or numpy generator takes
+
+# An image-sequence pattern: "sh010.####.png" (one '#' per digit) or printf's "sh010.%04d.png".
+SEQUENCE_PATTERN = re.compile(r"#+|%0?(\d*)d")
 
 
 class _Model(BaseModel):
@@ -160,9 +217,12 @@ class KeyImage(_Model):
 
 
 class Source(_Model):
-    """Where the drawings come from: a video of the rough animation, or keyframe images (exactly one)."""
+    """Where the drawings come from (exactly one): a video of the rough animation, an image sequence (a
+    folder, or a pattern like `rough/sh010.####.png`: every frame or only the changed drawings, numbered in
+    the file names), or keyframe images with their frame numbers."""
 
     video: ListPath | None = None
+    sequence: ListPath | None = None
     images: tuple[KeyImage, ...] | None = None
     cuts: tuple[FrameIndex, ...] = ()
 
@@ -170,11 +230,13 @@ class Source(_Model):
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         if isinstance(value, (str, os.PathLike)):
-            return {"video": value}
+            text = os.fspath(value)
+            is_sequence = SEQUENCE_PATTERN.search(Path(text).name) or text.endswith(("/", os.sep))
+            return {"sequence": value} if is_sequence else {"video": value}
         if isinstance(value, list):
             return {"images": value}
         if not isinstance(value, dict):
-            raise _bad("must be a video path, a list of {frame, image} keyframe images, or {images, cuts}")
+            raise _bad("must be a video path, an image sequence, a list of {frame, image} keyframe images, or {images, cuts}")
         return value
 
     @field_validator("images")
@@ -207,14 +269,20 @@ class Source(_Model):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Source:
-        if (self.video is None) == (self.images is None):
-            raise _bad("give either a video or keyframe images")
+        if sum(x is not None for x in (self.video, self.sequence, self.images)) != 1:
+            raise _bad("give either a video, an image sequence or keyframe images")
+        if self.video is not None and self.video.is_dir():
+            return self.model_copy(update={"video": None, "sequence": self.video})  # a folder of frames
+        if self.sequence is not None:
+            name = self.sequence.name
+            if len(SEQUENCE_PATTERN.findall(name)) > 1:
+                raise _bad("a sequence pattern holds one frame number (#### or %04d)")
         return self
 
     @property
-    def kind(self) -> Literal["video", "images"]:
-        """"video" or "images"."""
-        return "video" if self.video is not None else "images"
+    def kind(self) -> Literal["video", "sequence", "images"]:
+        """"video", "sequence" or "images"."""
+        return "video" if self.video is not None else "sequence" if self.sequence is not None else "images"
 
 
 def _ocio_paths(ocio: OcioTransform, info: ValidationInfo) -> OcioTransform:
@@ -231,8 +299,8 @@ class Colour(_Model):
 class RenderParams(_Model):
     """How a shot's pairs are rendered: seed, in-betweens per gap, and free-form backend parameters."""
 
-    seed: int = 0
-    inbetweens: Annotated[int, Field(ge=0)] | None = None
+    seed: Seed = 0
+    inbetweens: Inbetweens = None
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -255,11 +323,19 @@ class Shot(_Model):
     priority: int = 0
     sketches: tuple[KeyImage, ...] = ()  # sketch guidance (toon): drawings of in-between frames
     edit: Edit | None = None  # where the shot sat in the cut it was read from (tasks/editorial.py)
+    xsheet: ListPath | None = None  # an exposure sheet (CSV: frame, drawing): the timing, exactly
+    background: Background = (255, 255, 255)  # what transparent line art is composited over
 
     # Set by load_shotlist, so per-shot errors at detect time can name the file and the field.
     _origin: str = PrivateAttr(default="")  # "shots.yaml: shots[1]" or "shots.csv: line 3"
     _sep: str = PrivateAttr(default=".")  # between origin and field: "." (YAML) or ": " (CSV)
     _root: Path | None = PrivateAttr(default=None)
+    _limits: Limits = PrivateAttr(default_factory=Limits)  # the limits it was loaded under, for its media
+
+    @property
+    def limits(self) -> Limits:
+        """The limits this shot's media are held to (those it was loaded under)."""
+        return self._limits
 
     @field_validator("end")
     @classmethod
@@ -267,6 +343,12 @@ class Shot(_Model):
         start = info.data.get("start")
         if end is not None and start is not None and end < start:
             raise _bad(f"must not come before start ({start})")
+        source = info.data.get("source")
+        if end is not None and start is None and source is not None and source.images:
+            start = source.images[0].frame
+        longest = _limits(info).max_shot_frames
+        if end is not None and start is not None and end - start + 1 > longest:
+            raise _bad(f"the range {start}-{end} is over {longest} frames (setting limits.max_shot_frames)")
         return end
 
     @field_validator("render")
@@ -287,6 +369,16 @@ class Shot(_Model):
         if sketches and backend is not None and not BACKENDS[backend].sketches:
             raise _bad(f"the {backend} backend takes no sketch guidance (use backend: toon)")
         return sketches
+
+    @field_validator("xsheet")
+    @classmethod
+    def _xsheet_times_frames(cls, xsheet: Path | None, info: ValidationInfo) -> Path | None:
+        source = info.data.get("source")
+        if xsheet is not None and source is not None and source.kind == "images":
+            raise _bad("an exposure sheet times a video or an image sequence, not keyframe images")
+        if xsheet is not None and xsheet.suffix.lower() != ".csv":
+            raise _bad("must be a .csv exposure sheet (columns frame, drawing)")
+        return xsheet
 
     @field_validator("lut")
     @classmethod
@@ -314,8 +406,8 @@ class Shot(_Model):
 
 
 class _RenderDefaults(_Model):
-    seed: int | None = None
-    inbetweens: Annotated[int, Field(ge=0)] | None = None
+    seed: Seed | None = None
+    inbetweens: Inbetweens = None
     params: dict[str, Any] | None = None
 
 
@@ -334,6 +426,7 @@ class _Defaults(_Model):
     colour: dict[str, Any] | None = None
     output: ListPath | None = None
     priority: int | None = None
+    background: Background | None = None
 
 
 class _File(_Model):
@@ -437,18 +530,57 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _parse_yaml(name: str, text: str) -> Any:
+def _expanded_nodes(node: yaml.Node, most: int) -> int:
+    """How many nodes `node` stands for once every alias is expanded, counting no further than `most`.
+
+    PyYAML shares an aliased node instead of copying it, so a 1 KB "billion laughs" file loads quickly and
+    then takes gigabytes when anything walks it; each distinct node is sized once here.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        sizes[id(n)] = most + 1  # a node that contains itself is refused as too big
+        total = 1
+        if isinstance(n, yaml.SequenceNode):
+            children: list[yaml.Node] = list(n.value)
+        elif isinstance(n, yaml.MappingNode):
+            children = [part for pair in n.value for part in pair]
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > most:
+                break
+        sizes[id(n)] = total = min(total, most + 1)
+        return total
+
+    return size(node)
+
+
+def _parse_yaml(name: str, text: str, limits: Limits) -> Any:
+    loader = _UniqueKeyLoader(text)
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        node = loader.get_single_node()
+        if node is not None and _expanded_nodes(node, limits.max_yaml_nodes) > limits.max_yaml_nodes:
+            raise ShotListError(
+                f"{name}: over {limits.max_yaml_nodes} YAML nodes once aliases are expanded "
+                "(setting limits.max_yaml_nodes)"
+            )
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         raise ShotListError(f"{name}: {at}YAML syntax error: {problem}") from None
+    finally:
+        loader.dispose()
+    return data
 
 
-def _read_yaml(name: str, text: str) -> tuple[dict[str, Any], list[Any]]:
-    data = _parse_yaml(name, text)
+def _read_yaml(name: str, text: str, limits: Limits) -> tuple[dict[str, Any], list[Any]]:
+    data = _parse_yaml(name, text, limits)
     if not isinstance(data, dict):
         got = "an empty file" if data is None else type(data).__name__
         raise ShotListError(f"{name}: must be a mapping with a 'shots' list (got {got})")
@@ -463,9 +595,9 @@ class _Sidecar(_Model):
     defaults: dict[str, Any]
 
 
-def _read_defaults(name: str, text: str) -> dict[str, Any]:
+def _read_defaults(name: str, text: str, limits: Limits) -> dict[str, Any]:
     """A cut's sidecar: a mapping holding only `defaults:`."""
-    data = _parse_yaml(name, text)
+    data = _parse_yaml(name, text, limits)
     if not isinstance(data, dict):
         got = "an empty file" if data is None else type(data).__name__
         raise ShotListError(f"{name}: must be a mapping with a 'defaults' block (got {got})")
@@ -476,7 +608,7 @@ def _read_defaults(name: str, text: str) -> dict[str, Any]:
 
 
 _CSV_COLUMNS = ("code", "source", "fps", "show", "sequence", "prompt", "backend", "seed", "inbetweens",
-                "lut", "output", "priority", "start", "end")  # fmt: skip
+                "lut", "output", "priority", "start", "end", "xsheet", "background")  # fmt: skip
 _CSV_RENDER = ("seed", "inbetweens")
 
 
@@ -521,7 +653,7 @@ def _read_cut(
             side = sidecar.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ShotListError(f"{sidecar}: cannot read the cut's defaults: {exc}") from None
-        defaults = _read_defaults(str(sidecar), side)
+        defaults = _read_defaults(str(sidecar), side, context["limits"])
         try:
             _Defaults.model_validate(defaults, context=context)
         except ValidationError as exc:
@@ -542,22 +674,36 @@ def _as_written(loc: tuple[int | str, ...], raw: dict[str, Any]) -> tuple[int | 
 
 
 def load_shotlist(
-    path: str | os.PathLike[str], *, allow_outside_root: bool = False, defaults: Mapping[str, Any] | None = None
+    path: str | os.PathLike[str],
+    *,
+    allow_outside_root: bool = False,
+    defaults: Mapping[str, Any] | None = None,
+    limits: Limits = Limits(),
 ) -> ShotList:
     """Read and validate a YAML, CSV, OTIO or EDL shot list; raise ShotListError (one line per problem) if
-    it is bad. `defaults` (the command line's) fill what the list's own defaults leave unset."""
+    it is bad. `defaults` (the command line's) fill what the list's own defaults leave unset.
+
+    `limits` bound the file's size, its YAML aliases, names, frame numbers, fps and in-betweens; the shots
+    carry them on to their media (`Shot.limits`).
+    """
     name = os.fspath(path)
     file = Path(path)
     suffix = file.suffix.lower()
     if suffix not in (".yaml", ".yml", ".csv", *CUT_SUFFIXES):
         raise ShotListError(f"{name}: a shot list must be a .yaml, .yml, .csv, .otio or .edl file")
     try:
-        text = file.read_text(encoding="utf-8")
+        size = file.stat().st_size
+        if size > limits.max_shotlist_bytes:
+            raise ShotListError(
+                f"{name}: {size} bytes, over the limit of {limits.max_shotlist_bytes} (setting limits.max_shotlist_bytes)"
+            )
+        # utf-8-sig: a spreadsheet's "CSV UTF-8" export starts with a byte-order mark, which is not a column name.
+        text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ShotListError(f"{name}: cannot read shot list: {reason}") from None
     root = file.resolve().parent
-    context = {"root": root, "allow_outside_root": allow_outside_root}
+    context = {"root": root, "allow_outside_root": allow_outside_root, "limits": limits}
     given = dict(defaults or {})
     try:
         _Defaults.model_validate(given, context=context)
@@ -587,7 +733,7 @@ def load_shotlist(
                 fields = fields[1:]  # CSV's seed/inbetweens columns live under render
             return f"{name}: {label(int(loc[1]))}" + (f": {_loc(fields)}" if fields else "")
     else:
-        defaults, raw_shots = _read_yaml(name, text)
+        defaults, raw_shots = _read_yaml(name, text, limits)
         sep = "."
 
         def label(i: int) -> str:
@@ -614,7 +760,7 @@ def load_shotlist(
         except ValidationError as exc:
             errors.extend(_lines(exc, lambda loc: where(_as_written(loc, raw)), ("shots", i)))
             continue
-        shot._origin, shot._sep, shot._root = f"{name}: {label(i)}", sep, root
+        shot._origin, shot._sep, shot._root, shot._limits = f"{name}: {label(i)}", sep, root, limits
         if shot.id in first_at:
             first = label(first_at[shot.id])
             errors.append(f"{where(('shots', i, 'code'))}: duplicate shot {shot.id!r} (first at {first})")

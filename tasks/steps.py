@@ -25,7 +25,7 @@ from tasks.publish import ShotOutcome, publish_shot
 from tasks.record import ResultRecorder, finished_keys, record_plans
 from tasks.render import ShotRenders, ShotWork, plan_work, render_shots
 from tasks.report import BatchReport, report_markdown, report_rows
-from tasks.settings import Settings
+from tasks.settings import Limits, Settings
 from tasks.shotlist import Shot, load_shotlist
 from tooncrafter_model.errors import is_transient
 
@@ -34,10 +34,14 @@ progress = logging.getLogger("toonfarm.progress")
 
 @task(name="load-shot-list", cache_policy=NO_CACHE)
 def load_shots(
-    shotlist: str, allow_outside_root: bool, only: list[str] | None = None, defaults: dict[str, Any] | None = None
+    shotlist: str,
+    allow_outside_root: bool,
+    only: list[str] | None = None,
+    defaults: dict[str, Any] | None = None,
+    limits: Limits = Limits(),
 ) -> list[Shot]:
     """The shot list's shots in render order (rush shots first); `only` keeps the shots with those ids."""
-    return load_shotlist(shotlist, allow_outside_root=allow_outside_root, defaults=defaults).select(only)
+    return load_shotlist(shotlist, allow_outside_root=allow_outside_root, defaults=defaults, limits=limits).select(only)
 
 
 @task(name="detect", task_run_name="detect {shot.id}", cache_policy=NO_CACHE)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import colorsys
 import math
 import random
+import subprocess
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -120,16 +122,30 @@ def draw_frame(
     character: Character | None = None,
     seed: int = 0,
     antialias: bool = True,
+    pencil: RGB | None = None,
+    blink: bool = False,
+    arm: float = 0.0,
 ) -> Frame:
-    """Draw the character at pose `s` as an HxWx3 uint8 RGB frame (`character` wins over `seed`)."""
+    """Draw the character at pose `s` as an HxWx3 uint8 RGB frame (`character` wins over `seed`).
+
+    `pencil` draws the outlines alone in that colour on white paper, as an animator's rough drawing;
+    `blink` closes the eye (a line instead of a dot) and `arm` adds degrees to the arm's swing: the small
+    changes between two drawings that a detector must still see.
+    """
     if width < 8 or height < 8:
         raise ValueError(f"frame size must be at least 8x8, got {width}x{height}")
     ch = character if character is not None else make_character(seed)
     pose = ch.pose(s)
+    pose = Pose(pose.x, pose.y, pose.tilt, pose.arm + arm, pose.scale)
     line = cv2.LINE_AA if antialias else cv2.LINE_8
     img = np.empty((height, width, 3), np.uint8)
-    img[:] = ch.sky
-    img[round(height * 0.78) :] = ch.ground
+    if pencil is not None:
+        paper: RGB = (255, 255, 255)
+        img[:] = paper
+        ch = replace(ch, body=paper, head=paper, arm=paper, ink=pencil)
+    else:
+        img[:] = ch.sky
+        img[round(height * 0.78) :] = ch.ground
 
     unit = min(width, height) * 0.16 * pose.scale  # body half-height in pixels
     ink = max(1, round(min(width, height) / 64))
@@ -165,7 +181,12 @@ def draw_frame(
     ellipse(head, (unit * 0.58, unit * 0.58), 0.0, ch.head)
     # An eye, so a head turn or tilt is visible.
     eye = (head[0] + unit * 0.22, head[1] - unit * 0.08)
-    cv2.circle(img, _fixed(*eye), max(_ONE, round(unit * 0.12 * _ONE)), ch.ink, -1, line, _SHIFT)
+    radius = unit * 0.12
+    if blink:
+        lid = (_fixed(eye[0] - radius * 1.2, eye[1]), _fixed(eye[0] + radius * 1.2, eye[1]))
+        cv2.line(img, *lid, ch.ink, ink, line, _SHIFT)
+    else:
+        cv2.circle(img, _fixed(*eye), max(_ONE, round(radius * _ONE)), ch.ink, -1, line, _SHIFT)
     return img
 
 
@@ -254,21 +275,100 @@ def animate(
     )
 
 
+# ----------------------------------------------------------------------------- line tests
+
+
+@dataclass(frozen=True)
+class Capture:
+    """How a pencil test reached the computer (a camera over the desk, or a scanner): what changes from
+    frame to frame though the drawing does not. Levels on the 0-255 scale."""
+
+    grain: float = 4.0  # sensor noise: standard deviation per pixel
+    flicker: float = 0.03  # exposure gain drifts by up to this fraction from one frame to the next
+    paper: RGB = (232, 224, 200)  # the paper's tone under the lamp
+    graphite: RGB = (72, 68, 64)
+
+
+def line_test(
+    timing: Sequence[int],
+    *,
+    width: int = 256,
+    height: int = 160,
+    seed: int = 0,
+    capture: Capture = Capture(),
+) -> Animation:
+    """A captured pencil test: drawings held `timing[k]` frames each, every frame with its own grain and exposure.
+
+    The drawings cycle through the kinds of change a detector must see: a pose change, then a blink (the
+    same pose, eye closed), then the arm swung 4 degrees further, then the next pose... `frames` are the
+    captured pictures (write them with `write_video(crf=30)` for a phone or webcam's compression);
+    `keyframes` is where each drawing starts. The capture is seeded: the same arguments give the same frames.
+    """
+    if not timing or any(int(n) < 1 for n in timing):
+        raise ValueError(f"timing must be a non-empty list of hold lengths >= 1, got {list(timing)}")
+    ch = make_character(seed)
+    rng = np.random.default_rng(seed)
+    # The paper's own texture and the lamp's fall-off are the same on every frame.
+    tooth = cv2.GaussianBlur(rng.normal(0.0, 1.0, (height, width)).astype(np.float32), (0, 0), 3.0)
+    tooth *= 4.0 / max(float(tooth.std()), 1e-6)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    lamp = 1.0 - 0.12 * (((xx / width - 0.5) ** 2 + (yy / height - 0.5) ** 2) / 0.5)
+    paper = (np.array(capture.paper, np.float32) + tooth[..., None]) * lamp[..., None]
+    ink = np.array(capture.graphite, np.float32) / 255.0
+
+    starts = [sum(timing[:k]) for k in range(len(timing))]
+    total = sum(timing)
+    frames: list[Frame] = []
+    poses: list[float] = []
+    s, blink, arm = 0.0, False, 0.0
+    for k, hold in enumerate(timing):
+        kind = k % 3
+        if k and kind == 0:
+            s, blink, arm = min(1.0, s + 1.0 / max(1, len(timing) // 3)), False, 0.0
+        elif kind == 1:
+            blink = True
+        elif kind == 2:
+            blink, arm = False, arm + 4.0
+        drawing = draw_frame(s, width=width, height=height, character=ch, pencil=(0, 0, 0), blink=blink, arm=arm)
+        # Graphite darkens the paper where the (white-background) drawing is dark.
+        cover = 1.0 - drawing[..., :1].astype(np.float32) / 255.0
+        drawn = paper * (1.0 - cover) + paper * ink * cover
+        for _ in range(hold):
+            gain = 1.0 + capture.flicker * float(rng.uniform(-1.0, 1.0))
+            grain = rng.normal(0.0, capture.grain, drawn.shape).astype(np.float32)
+            frames.append(np.clip(drawn * gain + grain, 0, 255).round().astype(np.uint8))
+            poses.append(s)
+    return Animation(
+        frames=frames,
+        keyframes=starts,
+        cuts=[],
+        poses=poses,
+        smooth=[f / max(1, total - 1) for f in range(total)],
+        characters=[ch] * total,
+        width=width,
+        height=height,
+    )
+
+
 # ----------------------------------------------------------------------------- files
 
 
 def write_video(
     frames: Sequence[Frame],
     path: str | Path,
-    fps: float = 24.0,
+    fps: float | str = 24.0,
     *,
     lossless: bool = False,
     crf: int = 18,
+    codec: str = "h264",
+    timecode: str | None = None,
 ) -> Path:
     """Encode RGB frames to a video: H.264 yuv420p MP4, or lossless H.264 RGB (libx264rgb -qp 0) if asked.
 
     The lossless file decodes to exactly the frames given, which is what pixel-comparing tests need; the
     default is what a studio's rough animation export looks like (holds are not bit-identical after decoding).
+    `codec` "prores" (ProRes 422 HQ, 10-bit) or "dnxhr" (DNxHR LB; at least 256x120) write what an editing
+    suite exports, in a .mov; `fps` may be a ratio ("24000/1001"); `timecode` is the start timecode.
     """
     import ffmpeg
     import imageio_ffmpeg
@@ -282,12 +382,19 @@ def write_video(
         raise ValueError(f"{path}: yuv420p needs an even width and height, got {width}x{height}")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if lossless:
-        codec = {"vcodec": "libx264rgb", "qp": 0, "pix_fmt": "rgb24"}
+    options: dict[str, str | int] = {"timecode": timecode} if timecode else {}
+    if codec == "prores":
+        options.update(vcodec="prores_ks", profile=3, pix_fmt="yuv422p10le")
+    elif codec == "dnxhr":
+        options.update({"vcodec": "dnxhd", "profile:v": "dnxhr_lb", "pix_fmt": "yuv422p"})
+    elif codec != "h264":
+        raise ValueError(f"{path}: codec must be h264, prores or dnxhr, got {codec!r}")
+    elif lossless:
+        options.update(vcodec="libx264rgb", qp=0, pix_fmt="rgb24", preset="veryfast")
     else:
-        codec = {"vcodec": "libx264", "crf": crf, "pix_fmt": "yuv420p"}
+        options.update(vcodec="libx264", crf=crf, pix_fmt="yuv420p", preset="veryfast")
     stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps)
-    stream = ffmpeg.output(stream, str(out), preset="veryfast", **codec).overwrite_output()
+    stream = ffmpeg.output(stream, str(out), **options).overwrite_output()
     try:
         ffmpeg.run(
             stream,
@@ -299,6 +406,34 @@ def write_video(
     except ffmpeg.Error as exc:
         last = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
         raise ValueError(f"{out}: ffmpeg failed: {last[-1] if last else exc}") from None
+    return out
+
+
+def write_vfr_video(frames: Sequence[Frame], times: Sequence[float], path: str | Path) -> Path:
+    """A variable-frame-rate capture, as a phone records one: frame k shown from `times[k]` seconds on
+    (lossless H.264 RGB, so decoded pixels equal the frames given). The concat demuxer that writes it keeps
+    times on a 1/25 s grid exactly (0, 0.04, 0.08...); others land on that grid."""
+    import imageio_ffmpeg
+
+    if len(frames) != len(times) or sorted(times) != list(times) or not frames:
+        raise ValueError(f"{path}: give one increasing time per frame")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        # The concat demuxer gives every picture its own duration: the timestamps survive into the file.
+        listing = []
+        for k, frame in enumerate(frames):
+            picture = write_frame(Path(tmp) / f"{k:05d}.png", frame)
+            duration = (times[k + 1] - times[k]) if k + 1 < len(times) else 0.04
+            listing += [f"file '{picture}'", f"duration {duration:.6f}"]
+        (Path(tmp) / "list.txt").write_text("\n".join(listing) + "\n")
+        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "concat",
+                   "-safe", "0", "-i", str(Path(tmp) / "list.txt"), "-fps_mode", "passthrough",
+                   "-enc_time_base", "demux", "-video_track_timescale", "1000", "-c:v", "libx264rgb",
+                   "-qp", "0", "-pix_fmt", "rgb24", str(out)]  # fmt: skip
+        run = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 - our own ffmpeg
+        if run.returncode:
+            raise ValueError(f"{out}: ffmpeg failed: {run.stderr.strip().splitlines()[-1:]}")
     return out
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.media import MediaError, find_sequence
 from tasks.shotlist import Shot, ShotList, ShotListError, load_shotlist
 from tooncrafter_model.store import sha256_file
 
@@ -34,8 +35,15 @@ def _digest(path: Path) -> str | None:
 
 def _inputs(shot: Shot) -> list[Path]:
     src = shot.source
-    files = [src.video] if src.video is not None else [k.image for k in src.images or ()]
-    return [p for p in files if p is not None] + ([shot.lut] if shot.lut else [])
+    if src.sequence is not None:
+        try:
+            files = list(find_sequence(shot, src.sequence).files.values())
+        except MediaError:
+            files = []  # nothing there yet: the render reports it
+    else:
+        files = [src.video] if src.video is not None else [k.image for k in src.images or ()]
+    extra = [p for p in (shot.lut, shot.xsheet) if p is not None]
+    return [p for p in files if p is not None] + extra
 
 
 class SourceIndex:

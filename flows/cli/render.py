@@ -34,7 +34,10 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect'
 
 def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> int:
     """Render a shot list; print errors and the summary line; return the exit status (0 ok, 1 failures)."""
-    shots = load_shotlist(shotlist, allow_outside_root=settings.allow_outside_root, defaults=settings.shot_defaults)
+    shots = load_shotlist(  # a bad list stops here
+        shotlist, allow_outside_root=settings.allow_outside_root, defaults=settings.shot_defaults,
+        limits=settings.limits,
+    )
     runtime_defaults(verbose=verbose)
     from flows.render_batch import render_batch  # imports Prefect, after its settings are chosen
 

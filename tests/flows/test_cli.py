@@ -22,14 +22,21 @@ def test_plan_json_is_the_documented_dry_run(tmp_path: Path) -> None:
     shots = make_shots(tmp_path, {"sh0010": {"timing": [2, 3, 4]}, "sh0020": {"timing": [2, 2, 2, 2], "cut_at": 4}})
     result = runner.invoke(app, ["plan", str(shots.path), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {
+    doc = json.loads(result.stdout)
+    margins = [shot["ingest"].pop("margin") for shot in doc["shots"]]
+    clean = {"timecode": None, "gaps": [], "disagreements": [], "notes": [], "warnings": []}
+    assert doc == {
         "shots": [
             {"code": "sh0010", "cuts": [], "keyframes": [0, 2, 5],
-             "pairs": [{"a": 0, "b": 2, "inbetweens": 1}, {"a": 2, "b": 5, "inbetweens": 2}]},
+             "pairs": [{"a": 0, "b": 2, "inbetweens": 1}, {"a": 2, "b": 5, "inbetweens": 2}],
+             "first_frame": 0, "frames": 9, "ingest": clean},
             {"code": "sh0020", "cuts": [4], "keyframes": [0, 2, 4, 6],
-             "pairs": [{"a": 0, "b": 2, "inbetweens": 1}, {"a": 4, "b": 6, "inbetweens": 1}]},
+             "pairs": [{"a": 0, "b": 2, "inbetweens": 1}, {"a": 4, "b": 6, "inbetweens": 1}],
+             "first_frame": 0, "frames": 8, "ingest": clean},
         ]
     }
+    for margin in margins:  # lossless holds score 0; a pose change far above the floor of 12
+        assert (margin["threshold"], margin["hold"]) == (12.0, 0.0) and margin["change"] == margin["ratio"] > 40
     assert not list(tmp_path.glob("**/keyframes"))  # a dry run stores nothing
 
 
@@ -172,3 +179,34 @@ def test_a_bug_shows_as_a_bug_and_debug_shows_its_traceback(monkeypatch: pytest.
 def test_toonfarm_errors_are_one_line(error: Exception, status: int) -> None:
     result = runner.invoke(_boundary(error), ["fail"])
     assert result.exit_code == status and result.stderr == f"toonfarm: {error}\n"
+
+
+def test_plan_shows_margins_gaps_sheet_disagreements_and_warnings(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    from tasks.synthetic import Capture, animate, line_test, write_video
+
+    anim = animate([2, 3, 4, 2], seed=7)
+    for k in anim.keyframes:
+        (tmp_path / "seq").mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / "seq" / f"sh10.{1001 + k:04d}.png"), np.ascontiguousarray(anim.frames[k][..., ::-1]))
+    write_video(anim.frames, tmp_path / "sh20.mp4", 24, lossless=True)
+    (tmp_path / "sh20.csv").write_text("frame,drawing\n0,A\n2,B\n7,C\n9,D\n")
+    noisy = line_test([2, 2, 4, 1, 3, 2, 4, 2, 1, 1, 2, 4], seed=0, capture=Capture(grain=8.0, flicker=0.06))
+    write_video(noisy.frames, tmp_path / "sh30.mp4", 24, crf=35)
+    (tmp_path / "shots.yaml").write_text(
+        "defaults: {fps: 24}\nshots:\n"
+        "  - {code: sh10, source: seq/sh10.####.png}\n"
+        "  - {code: sh20, source: sh20.mp4, xsheet: sh20.csv}\n"
+        "  - {code: sh30, source: sh30.mp4}\n"
+    )
+    result = runner.invoke(app, ["plan", str(tmp_path / "shots.yaml")])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "untitled/main/sh10: missing frames 1002, 1004-1005, 1007-1009 hold the drawing before them" in lines
+    assert "untitled/main/sh20: exposure sheet: frame 5: detection sees a new drawing, the sheet holds B" in lines
+    assert "untitled/main/sh20: exposure sheet: frame 7: the sheet starts C, detection sees a hold" in lines
+    assert any("│ 1001-1010 " in line and "│ - < 12.0 <= " in line for line in lines), result.stdout  # no holds scored
+    (warning,) = result.stderr.splitlines()
+    assert warning.startswith("toonfarm: warning: untitled/main/sh30: thin detection margin: strongest hold ")

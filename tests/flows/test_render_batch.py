@@ -84,6 +84,7 @@ def test_batch_renders_every_shot_with_full_provenance(tmp_path: Path) -> None:
         assert sidecar["version"] == 1 and sidecar["frame_count"] == len(anim.frames)
         assert [k["frame"] for k in sidecar["keyframes"]] == anim.keyframes
         assert sidecar["keyframes"][1]["source"].endswith(f"rough/{code}.mkv#frame={anim.keyframes[1]}")
+        assert sidecar["ingest"]["background"] == [255, 255, 255] and sidecar["ingest"]["margin"]["hold"] == 0.0
         assert sidecar["backend"]["name"] == "rife" and sidecar["flow_run_id"] == batch.flow_run_id
         assert all(p["worker"] for p in sidecar["pairs"])
     db.close()

@@ -296,9 +296,9 @@ def test_bad_keyframe_images_name_the_image_field(write_shotlist: WriteList, tmp
     ).shots
     listing = tmp_path / "shots.yaml"
     expected = [
-        "shots[0].source.images[2].image: small.png: size 64x40 differs from the first keyframe's 128x80",
+        "shots[0].source.images[2].image: small.png: size 64x40 differs from key_0000.png's 128x80",
         "shots[1].source.images[2].image: gone.png: image file not found",
-        "shots[2].source.images[2].image: broken.png: not a readable image",
+        "shots[2].source.images[2].image: broken.png: not a readable image (supported: PNG, JPEG, TIFF, TGA, BMP)",
         None,
         "shots[4].start: no keyframe image at or before frame 1",
         "shots[5].end: frame 1 comes before the first keyframe image, at frame 2",

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tasks.settings import Limits
 from tasks.shotlist import RenderParams, Shot, ShotList, ShotListError, Source, load_shotlist
 
 WriteList = Callable[..., ShotList]
@@ -172,9 +173,9 @@ NAME_RULE = "must be a folder-safe name: letters, digits, '.', '_' or '-', not s
          "shots[2].render.inbetweens: input should be greater than or equal to 0 (got -1)"),
         ("{code: c, source: c.mp4, fps: 24, render: {inbetween: 3}}", "shots[2].render.inbetween: unknown field"),
         ("{code: c, source: 12, fps: 24}",
-         "shots[2].source: must be a video path, a list of (frame, image) keyframe images, or (images, cuts) (got 12)"),
+         "shots[2].source: must be a video path, an image sequence, a list of (frame, image) keyframe images, or (images, cuts) (got 12)"),
         ("{code: c, source: {video: c.mp4, images: [{frame: 0, image: a.png}]}, fps: 24}",
-         "shots[2].source: give either a video or keyframe images"),
+         "shots[2].source: give either a video, an image sequence or keyframe images"),
         ("{code: c, source: {video: c.mp4, cuts: [3]}, fps: 24}",
          "shots[2].source.cuts: explicit cuts are only for image sources (a video's cuts are detected)"),
         ("{code: c, source: {images: [{frame: 0, image: a.png}, {frame: 4, image: b.png}], cuts: [3]}, fps: 24}",
@@ -292,3 +293,111 @@ def test_csv_errors_name_the_line_and_the_column(tmp_path: Path, text: str, expe
 def test_render_params_must_be_the_backends_own(write_shotlist: WriteList) -> None:
     with pytest.raises(ShotListError, match=r"shots\[0\]\.render: the rife backend takes no parameter steps \(it takes: none\)"):
         write_shotlist([{"code": "sh0010", "source": "a.mp4", "render": {"params": {"steps": 10}}}], defaults={"fps": 24})
+
+
+# ----------------------------------------------------------------------------- limits (RELIABILITY.md)
+
+LIMITED = Limits(max_frame=1000, max_shot_frames=100, max_inbetweens=12, max_name_length=8, min_fps=6, max_fps=60)
+
+
+@pytest.mark.parametrize(
+    ("shot", "expected"),
+    [
+        ('{code: "c\\n", source: c.mp4, fps: 24}', f"shots[2].code: {NAME_RULE} (got 'c\\n')"),
+        ('{code: c, sequence: "sq010\\n", source: c.mp4, fps: 24}', f"shots[2].sequence: {NAME_RULE} (got 'sq010\\n')"),
+        ("{code: sh0010long, source: c.mp4, fps: 24}",
+         "shots[2].code: must be at most 8 characters (setting limits.max_name_length) (got 'sh0010long')"),
+        ("{code: c, source: c.mp4, fps: 5000}",
+         "shots[2].fps: must be between 6 and 60 fps (settings limits.min_fps, limits.max_fps) (got 5000)"),
+        ("{code: c, source: c.mp4, fps: 2}",
+         "shots[2].fps: must be between 6 and 60 fps (settings limits.min_fps, limits.max_fps) (got 2)"),
+        ("{code: c, source: c.mp4, fps: 24, end: 10000000}",
+         "shots[2].end: must be at most 1000 (setting limits.max_frame) (got 10000000)"),
+        ("{code: c, source: [{frame: 0, image: a.png}, {frame: 10000000, image: b.png}], fps: 24}",
+         "shots[2].source[1].frame: must be at most 1000 (setting limits.max_frame) (got 10000000)"),
+        ("{code: c, source: [{frame: 0, image: a.png}], fps: 24, end: 999}",
+         "shots[2].end: the range 0-999 is over 100 frames (setting limits.max_shot_frames) (got 999)"),
+        ("{code: c, source: c.mp4, fps: 24, start: 10, end: 200}",
+         "shots[2].end: the range 10-200 is over 100 frames (setting limits.max_shot_frames) (got 200)"),
+        ("{code: c, source: c.mp4, fps: 24, render: {inbetweens: 10000}}",
+         "shots[2].render.inbetweens: must be at most 12 (setting limits.max_inbetweens) (got 10000)"),
+        ("{code: c, source: c.mp4, fps: 24, render: {seed: 36893488147419103232}}",
+         "shots[2].render.seed: input should be less than 18446744073709551616 (got 36893488147419103232)"),
+        ("{code: c, source: c.mp4, fps: 24, background: red}",
+         "shots[2].background: must be a colour: \"#rrggbb\" or [r, g, b] with values 0-255 (got 'red')"),
+        ("{code: c, source: c.mp4, fps: 24, xsheet: timing.xls}",
+         "shots[2].xsheet: must be a .csv exposure sheet (columns frame, drawing) (got 'timing.xls')"),
+        ("{code: c, source: [{frame: 0, image: a.png}], fps: 24, xsheet: x.csv}",
+         "shots[2].xsheet: an exposure sheet times a video or an image sequence, not keyframe images (got 'x.csv')"),
+        ("{code: c, source: rough/c.####.%04d.png, fps: 24}",
+         "shots[2].source: a sequence pattern holds one frame number (#### or %04d) (got 'rough/c.####.%04d.png')"),
+    ],
+)
+def test_limits_are_checked_at_load_naming_the_setting(tmp_path: Path, shot: str, expected: str) -> None:
+    path = tmp_path / "shots.yaml"
+    assert _error(path, f"shots:\n{BASE}  - {shot}\n", limits=LIMITED) == f"{path}: {expected}"
+
+
+def test_default_limits_are_sane() -> None:
+    limits = Limits()
+    assert (limits.max_frame, limits.max_shot_frames, limits.max_inbetweens) == (1_000_000, 100_000, 250)
+    assert (limits.min_fps, limits.max_fps, limits.max_name_length) == (1.0, 240.0, 64)
+    assert limits.max_image_pixels >= 7680 * 4320  # 8K keyframes still load
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, "
+              f"*a{i - 1}, *a{i - 1}]" for i in range(1, 9)]  # fmt: skip
+    text = "defaults:\n  prompt: ok\nshots: [{code: a, source: a.mp4, fps: 24, render: {params: {bomb: *a8}}}]\n"
+    path = tmp_path / "shots.yaml"
+    bomb = "\n".join(lines) + "\n" + text
+    assert len(bomb) < 2000
+    message = _error(path, bomb)
+    assert message == f"{path}: over 1000000 YAML nodes once aliases are expanded (setting limits.max_yaml_nodes)"
+    path.write_text("shots: [{code: a, source: a.mp4, fps: &f 24}, {code: b, source: b.mp4, fps: *f}]\n")
+    assert [s.fps for s in load_shotlist(path).shots] == [24.0, 24.0]  # a few aliases are fine
+
+
+def test_a_shot_list_over_the_size_limit_is_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "shots.yaml"
+    path.write_text("shots: [{code: a, source: a.mp4, fps: 24}]\n" + "#" * 2000 + "\n")
+    message = _error(path, path.read_text(), limits=Limits(max_shotlist_bytes=1024))
+    assert message == f"{path}: 2044 bytes, over the limit of 1024 (setting limits.max_shotlist_bytes)"
+
+
+def test_an_excel_csv_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "shots.csv"
+    path.write_bytes("code,source,fps\r\nsh0010,rough/a.mp4,24\r\n".encode("utf-8-sig"))
+    (shot,) = load_shotlist(path).shots
+    assert shot.code == "sh0010" and shot.source.video == tmp_path.resolve() / "rough/a.mp4"
+
+
+def test_limits_travel_with_the_shots(write_shotlist: WriteList) -> None:
+    (shot,) = write_shotlist([{"code": "a", "source": "a.mp4", "fps": 24}], limits=LIMITED).shots
+    assert shot.limits == LIMITED
+    assert pickle.loads(pickle.dumps(shot)).limits == LIMITED
+
+
+# ----------------------------------------------------------------------------- sequences, sheets, backgrounds
+
+
+def test_image_sequences_by_pattern_or_folder(write_shotlist: WriteList, tmp_path: Path) -> None:
+    (tmp_path / "rough" / "sh030").mkdir(parents=True)
+    shots = write_shotlist(
+        [
+            {"code": "hashes", "source": "rough/sh010.####.png"},
+            {"code": "printf", "source": "rough/sh020.%04d.tif", "xsheet": "sheets/sh020.csv"},
+            {"code": "folder", "source": "rough/sh030"},
+            {"code": "long", "source": {"sequence": "rough/sh040.#.tga"}, "background": "#336699"},
+            {"code": "video", "source": "rough/sh050.mov", "background": [10, 20, 30]},
+        ],
+        defaults={"fps": 24},
+    ).shots
+    root = tmp_path.resolve()
+    assert [s.source.kind for s in shots] == ["sequence", "sequence", "sequence", "sequence", "video"]
+    assert shots[0].source.sequence == root / "rough/sh010.####.png"
+    assert shots[1].xsheet == root / "sheets/sh020.csv"
+    assert shots[2].source.sequence == root / "rough/sh030"
+    assert shots[3].background == (0x33, 0x66, 0x99) and shots[4].background == (10, 20, 30)
+    assert shots[0].background == (255, 255, 255)
