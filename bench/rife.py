@@ -23,14 +23,19 @@ from typing import Any
 import numpy as np
 
 
-def bench_pair(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two flat-colour frames with inked shapes moved by a few percent of the width."""
+DISCS = ((0.3, 0.5, 0.12), (0.65, 0.4, 0.08), (0.5, 0.7, 0.06))  # (centre x, centre y) / size, radius / height
+
+
+def bench_pair(
+    width: int, height: int, discs: tuple[tuple[float, float, float], ...] = DISCS, move: float = 0.04
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two flat-colour frames with inked discs; disc i moves (i + 1) / 2 * `move` of the width."""
     y, x = np.mgrid[0:height, 0:width]
     frames = []
-    for shift in (0.0, 0.04 * width):
+    for shift in (0.0, move * width):
         img = np.full((height, width, 3), (236, 228, 208), np.uint8)
         img[y > 0.8 * height] = (96, 160, 96)
-        for i, (cx, cy, r) in enumerate(((0.3, 0.5, 0.12), (0.65, 0.4, 0.08), (0.5, 0.7, 0.06))):
+        for i, (cx, cy, r) in enumerate(discs):
             d = np.hypot(x - cx * width - shift * (i + 1) / 2, y - cy * height) / (r * height)
             img[d < 1.08] = (20, 18, 24)
             img[d < 1.0] = ((214, 64, 48), (60, 90, 200), (240, 200, 40))[i]

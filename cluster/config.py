@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tooncrafter_model.backend import DEFAULT_BACKEND, BackendSpec
+
 Pairs = tuple[tuple[str, Any], ...]
 
 
@@ -23,12 +25,13 @@ class WorkerConfig:
     """What one actor loads and what it books from Ray.
 
     `backend_settings` and `resources` accept a mapping or (key, value) pairs and are stored as sorted
-    pairs, so the config stays frozen and hashable. `resources` are custom Ray resources, e.g.
+    pairs, so the config stays frozen. `spec` is the backend's registry entry (default: the worker's own). `resources` are custom Ray resources, e.g.
     `{"vram_gb": 12}` on a farm whose nodes declare their VRAM. `reason` records why these numbers.
     """
 
-    backend: str = "rife"
+    backend: str = DEFAULT_BACKEND
     backend_settings: Pairs | Mapping[str, Any] = ()
+    spec: BackendSpec | None = None  # the backend's registry entry, as the driver planned with it
     num_cpus: float = 1
     num_gpus: float = 0
     resources: Pairs | Mapping[str, float] = ()

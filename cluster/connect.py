@@ -18,7 +18,18 @@ from typing import Any
 import ray
 from ray._private import ray_constants
 
+from tooncrafter_model.errors import TransientError, UserError
+
 _CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+class RayAddressError(UserError):
+    """A Ray address that cannot be used as asked (off this machine in loopback mode, or another cluster
+    than the one this process is connected to)."""
+
+
+class RayUnavailable(TransientError):
+    """The Ray cluster at an address did not answer; a later try may find it."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,12 @@ class RayCluster:
     reused: bool  # the process was already connected; connect() will not disconnect it
     nodes: tuple[str, ...]  # ids of the alive nodes
     resources: dict[str, float]
+
+
+def _target(address: str | None) -> str | None:
+    """The cluster `address` names, else `$RAY_ADDRESS`'s; None for a local Ray."""
+    target = address or os.environ.get("RAY_ADDRESS") or None
+    return None if target in ("local", "") else target
 
 
 def _host(address: str) -> str:
@@ -44,7 +61,14 @@ def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return False
+        return False  # a host name: a machine on the network
+
+
+def on_this_machine(address: str | None = None) -> bool:
+    """Whether `address` (or `$RAY_ADDRESS`) is a local Ray or one on 127.0.0.0/8: then the farm stays on
+    loopback (`connect(loopback=True)`); an address off this machine means a networked farm."""
+    target = _target(address)
+    return target is None or _is_loopback(_host(target))
 
 
 @contextmanager
@@ -94,9 +118,7 @@ def connect(
     `loopback=False` to join a networked farm. A process already connected (to `address`, if given) is
     reused as it is and stays connected on exit.
     """
-    target = address or os.environ.get("RAY_ADDRESS") or None
-    if target in ("local", ""):
-        target = None
+    target = _target(address)
     local_only = {"num_cpus": num_cpus, "num_gpus": num_gpus, "resources": resources, "temp_dir": temp_dir}
     kwargs: dict[str, Any]
     if target is None:
@@ -107,22 +129,26 @@ def connect(
     else:
         given = [k for k, v in local_only.items() if v is not None]
         if given:
-            raise ValueError(
+            raise RayAddressError(
                 f"connect({target!r}): {', '.join(given)} only apply to a local Ray; the cluster has its own"
             )
         if loopback and not _is_loopback(_host(target)):
-            raise ValueError(
+            raise RayAddressError(
                 f"connect({target!r}): not a loopback address; pass loopback=False to join a networked cluster"
             )
         kwargs = {"address": target}
     if ray.is_initialized():
         current = ray.get_runtime_context().gcs_address
         if target is not None and target.split("://")[-1] != current:
-            raise ValueError(f"connect({target!r}): this process is already connected to Ray at {current}")
+            raise RayAddressError(f"connect({target!r}): this process is already connected to Ray at {current}")
         yield _describe(started_local=False, reused=True)
         return
     with _loopback_only(loopback):
-        ray.init(**kwargs)
+        try:
+            ray.init(**kwargs)
+        except ConnectionError as exc:  # no Ray answers there (yet): a head node restarting, a network cut
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
+            raise RayUnavailable(f"Ray cluster at {target}: {reason}") from exc
         try:
             yield _describe(started_local=target is None, reused=False)
         finally:

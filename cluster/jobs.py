@@ -33,6 +33,7 @@ class Attempt:
     error: str | None = None
     model_loads: int = 0  # loads of the worker's model at the time of this attempt, restarts included
     process: str = ""  # id of the worker process that made the attempt; a new one after each restart
+    retry: bool = True  # False when the error's type says the job itself is bad: no worker can do it
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,10 @@ Actors are restartable (`max_restarts`) and their calls are not retried by Ray (
 when an actor dies mid-pair (SIGKILL, OOM, `os._exit`) or is killed by the pool for a timeout, the
 pair that was running gets a failed attempt, the pairs queued behind it go back to the queue untouched,
 and the actor is probed with `info()` until Ray has restarted it (its constructor reloads the model).
+
+A failed pair is retried on another worker unless its error's type says the job itself is bad (a
+UserError, e.g. keyframes of two sizes): a worker, a GPU or a node fails in ways no type announces, and
+a death, a timeout or unpublishable output (QAError, transient) may not repeat elsewhere.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ from cluster.config import PoolConfig, WorkerConfig
 from cluster.jobs import Attempt, PairJob, PairResult
 from cluster.staging import sweep_temp
 from cluster.worker import RenderWorker, WorkerInfo
+from tooncrafter_model.errors import UserError
 
 # ===================================================================================== records
 
 
-class PoolStartError(ValueError):
+class PoolStartError(UserError):
     """The pool's actors could not start: a bad backend or settings, or resources the cluster lacks."""
 
 
@@ -402,10 +407,10 @@ class ActorPool:
             return [self._finish(item, replace(result, attempts=tuple(item.attempts)))]
         slot.attempts_failed += 1
         item.failed_on.add(slot.worker)
-        return self._retry_or_fail(item, result.error or "failed", batch)
+        return self._retry_or_fail(item, result.error or "failed", batch, retry=attempt.retry)
 
-    def _retry_or_fail(self, item: _Item, error: str, batch: _Batch) -> list[PairResult]:
-        if len(item.attempts) < self.pool_cfg.max_attempts:
+    def _retry_or_fail(self, item: _Item, error: str, batch: _Batch, *, retry: bool = True) -> list[PairResult]:
+        if retry and len(item.attempts) < self.pool_cfg.max_attempts:
             batch.push(item)
             return []
         failed = PairResult(job=item.job, ok=False, attempts=tuple(item.attempts), error=error)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tooncrafter_model.errors import TransientError
 from tooncrafter_model.frames import Frame
 from tooncrafter_model.quality import QAThresholds, hard_problems, score_pair
 
 
-class QAError(ValueError):
-    """A backend returned frames that must not be published (black, a copied keyframe, wrong size)."""
+class QAError(TransientError):
+    """A backend returned frames that must not be published (black, a copied keyframe, wrong size); a
+    retry on another worker (another GPU, another node) may well make good ones."""
 
 
 def check_output(

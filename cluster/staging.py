@@ -13,21 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tooncrafter_model.frames import Frame, write_frame
-
-
-def frame_names(n: int) -> list[str]:
-    """File names of a pair's in-betweens in time order: 0001.png, 0002.png, ..."""
-    return [f"{i:04d}.png" for i in range(1, n + 1)]
-
-
-def complete_frames(out_dir: Path, n: int) -> list[Path] | None:
-    """The frame paths when `out_dir` holds exactly the n frames of a finished render, else None."""
-    try:
-        names = sorted(os.listdir(out_dir))
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    expected = frame_names(n)
-    return [out_dir / name for name in expected] if names == expected else None
+from tooncrafter_model.store import complete_frames, frame_names
 
 
 def _staging_prefix(out_dir: Path) -> str:

@@ -20,9 +20,11 @@ import ray
 from cluster.config import WorkerConfig
 from cluster.jobs import Attempt, PairJob, PairResult
 from cluster.qa import check_output
-from cluster.staging import complete_frames, publish
-from tooncrafter_model.backend import Interpolator, load_backend
+from cluster.staging import publish
+from tooncrafter_model.backend import Interpolator, backend_spec, build
+from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import Frame, pixel_hash, read_frame, write_frame
+from tooncrafter_model.store import complete_frames
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ class RenderWorker:
         _warm_codec()
 
     def _load(self) -> Interpolator:
-        backend = load_backend(self.cfg.backend, **self.cfg.settings())
+        backend = build(self.cfg.spec or backend_spec(self.cfg.backend), **self.cfg.settings())
         self._loads += 1
         return backend
 
@@ -88,9 +90,10 @@ class RenderWorker:
         started = time.time()
         try:
             paths, hashes, meta = self._render(job, qa)
-        except Exception as exc:  # the pool decides about retries; the worker only reports
+        except Exception as exc:  # the pool decides about retries; the worker reports what the type says
             error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            return PairResult(job=job, ok=False, attempts=(self._attempt(started, error),), error=error)
+            attempt = self._attempt(started, error, retry=not isinstance(exc, UserError))
+            return PairResult(job=job, ok=False, attempts=(attempt,), error=error)
         return PairResult(
             job=job,
             ok=True,
@@ -130,7 +133,7 @@ class RenderWorker:
             meta["qa"] = quality
         return paths, hashes, meta
 
-    def _attempt(self, started: float, error: str | None) -> Attempt:
+    def _attempt(self, started: float, error: str | None, *, retry: bool = True) -> Attempt:
         return Attempt(
             worker=self._worker,
             node=self._node,
@@ -139,4 +142,5 @@ class RenderWorker:
             error=error,
             model_loads=self._loads,
             process=self._process,
+            retry=retry,
         )

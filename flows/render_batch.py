@@ -10,11 +10,11 @@ from prefect.runtime import flow_run
 
 from tasks import record
 from tasks.detect import ShotPlan
-from tasks.record import ShotDB
 from tasks.report import BatchReport
 from tasks.settings import Settings
 from tasks.shotlist import Shot
 from tasks.steps import collect, detect, load_shots, plan_renders, publish, render, report
+from tooncrafter_model.errors import UserError
 
 
 def _planned(shots: list[Shot], futures: PrefectFutureList[ShotPlan]) -> tuple[list[ShotPlan], list[tuple[str, str]]]:
@@ -23,7 +23,7 @@ def _planned(shots: list[Shot], futures: PrefectFutureList[ShotPlan]) -> tuple[l
     for shot, future in zip(shots, futures, strict=True):
         try:
             plans.append(future.result())
-        except ValueError as exc:  # bad media: this shot fails, the others go on
+        except UserError as exc:  # bad media: this shot fails, the others go on
             unplanned.append((shot.id, str(exc)))
     return plans, unplanned
 
@@ -36,8 +36,8 @@ def render_batch(shotlist: str, settings: Settings | None = None, shots: list[st
     run_id = str(flow_run.id) if flow_run.id else None
     started = time.monotonic()
     selected = load_shots(shotlist, settings.allow_outside_root, shots, settings.shot_defaults, settings.limits)
-    plans, unplanned = _planned(selected, detect.map(selected, unmapped(settings.store)))
-    with ShotDB(settings.db_url) as db:  # migrated to the current schema on opening
+    plans, unplanned = _planned(selected, detect.map(selected, unmapped(settings.store.root)))
+    with record.open_db(settings.db_url, migrate=True) as db:
         record.begin_batch(db, run_id or "local", "render-batch", shotlist)
         works = plan_renders(plans, settings, db, run_id)
         published = [(done, publish.submit(db, done, settings, run_id)) for done in render(works, settings, db, run_id)]

@@ -1,39 +1,47 @@
 """The shot DB: what produced every frame. Typed SQLAlchemy 2 models, Alembic migrations, queries.
 
-Engines and schema
-    make_engine(url) -> Engine                  SQLite file (WAL, FKs, BEGIN IMMEDIATE) or PostgreSQL (psycopg 3)
-    default_url(path) -> str                    URL of a SQLite shot DB file
+Opening it
+    ShotDB.open(url, migrate=False) -> ShotDB     read only unless `migrate`; db.transaction() -> Session
+    default_url(path) -> str                      URL of a SQLite shot DB file
+    make_engine(url) -> Engine                    SQLite file (WAL, FKs, BEGIN IMMEDIATE) or PostgreSQL (psycopg 3)
     make_sessionmaker(engine, *, read_only=False)
-    upgrade(engine_or_url, revision="head")     Alembic, migrations shipped in the package
-    current_revision(engine) -> str | None
+    upgrade(engine_or_url, revision="head")       Alembic, migrations shipped in the package
+    current_revision(engine), head_revision()
 
 Repository functions: keyword-only, `session` first, never commit. The caller owns the transaction:
-    with Session() as session, session.begin():
+    with ShotDB.open(url, migrate=True) as db, db.transaction() as session:
         shot = upsert_shot(session=session, show="pilot", sequence="sq010", code="sh0010", fps=24)
 
-    upsert_shot, upsert_keyframe                       idempotent
+    upsert_shot, upsert_keyframe(s)                    idempotent
     resolve_shot                                       "show/sequence/code" or a unique bare code
-    find_finished_render, claim_render, record_attempt, finish_render, fail_render
-    upsert_keyframes, claim_renders, record_outcomes   the same for a whole batch, in a few statements
+    find_finished_render, claim_render(s), record_outcome(s)   a render's one state machine
     latest_version, create_version                     numbered per shot, safe under concurrency
     shot_history, lineage                              detached snapshots (shot_db.records)
     begin_batch, count_batch, finish_batch
 
-Models live in `shot_db.models`, input and output records in `shot_db.records`; errors are ShotDBError.
+Models live in `shot_db.models`, input and output records in `shot_db.records`. Errors: ShotDBError (a
+caller's bug), ShotDBUsageError (what a user asked cannot be answered), ShotDBUnavailable (transient).
 """
 
+from sqlalchemy.orm import Session
+
 from shot_db._batches import begin_batch, count_batch, finish_batch
-from shot_db._bulk import claim_renders, record_outcomes, upsert_keyframes
+from shot_db._bulk import claim_renders, record_outcome, record_outcomes, upsert_keyframes
 from shot_db._catalog import resolve_shot, upsert_keyframe, upsert_shot
 from shot_db._engine import default_url, make_engine, make_sessionmaker
-from shot_db._errors import ShotDBError
+from shot_db._errors import ShotDBError, ShotDBUnavailable, ShotDBUsageError
 from shot_db._history import lineage, shot_history
-from shot_db._migrate import current_revision, upgrade
-from shot_db._renders import claim_render, fail_render, find_finished_render, finish_render, record_attempt
+from shot_db._migrate import current_revision, head_revision, upgrade
+from shot_db._renders import claim_render, find_finished_render
+from shot_db._session import ShotDB
 from shot_db._versions import create_version, latest_version
 
 __all__ = [
+    "Session",
+    "ShotDB",
     "ShotDBError",
+    "ShotDBUnavailable",
+    "ShotDBUsageError",
     "begin_batch",
     "claim_render",
     "claim_renders",
@@ -41,15 +49,14 @@ __all__ = [
     "create_version",
     "current_revision",
     "default_url",
-    "fail_render",
     "find_finished_render",
     "finish_batch",
-    "finish_render",
+    "head_revision",
     "latest_version",
     "lineage",
     "make_engine",
     "make_sessionmaker",
-    "record_attempt",
+    "record_outcome",
     "record_outcomes",
     "resolve_shot",
     "shot_history",

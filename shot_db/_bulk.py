@@ -1,7 +1,7 @@
 """Many renders at once: a batch claims its pairs and records its results in a few statements.
 
-Same rules as the one-render functions in _renders.py (which stay the reference and the fallback), but a
-few statements per batch instead of several per render: the per-pair cost of a farm is mostly here.
+The transitions are _renders.py's (`reclaim`, `settle`); what is here is fetching and locking every row a
+batch touches in a few statements instead of several per render: the per-pair cost of a farm is mostly here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from shot_db import _checks as check
 from shot_db._errors import ShotDBError
 from shot_db._catalog import keyframe_path, update_keyframe, upsert_keyframe
-from shot_db._renders import claim_render, reclaim, spec_values
+from shot_db._renders import claim_render, reclaim, settle, spec_values
 from shot_db.models import AttemptStatus, Keyframe, Render, RenderAttempt, RenderStatus, Shot
 from shot_db.records import KeyframeRecord, RenderClaim, RenderOutcome
 
@@ -105,8 +105,8 @@ def claim_renders(*, session: Session, claims: Sequence[RenderClaim], flow_run_i
 def record_outcomes(
     *, session: Session, outcomes: Sequence[RenderOutcome], flow_run_id: str | None = None
 ) -> list[str]:
-    """Record every outcome's attempts, then finish or fail its render; returns the keys skipped
-    because another batch had already finished them (same key, same frames)."""
+    """`record_outcome` for every outcome; returns the keys skipped because another batch had already
+    finished them (same key, same frames)."""
     renders = _renders(session, [o.render_key for o in outcomes])
     ids = [r.id for r in renders.values()]
     last: dict[Any, int] = {}
@@ -127,43 +127,13 @@ def record_outcomes(
         render = renders.get(o.render_key)
         if render is None:
             raise ShotDBError(f"{label}: not in the shot DB; claim_render first")
-        if render.status is RenderStatus.finished:
+        if not settle(session, render, o, last.get(render.id, 0), render.id in has_ok, flow_run_id):
             skipped.append(o.render_key)
-            continue
-        if render.status is not RenderStatus.running:
-            raise ShotDBError(f"{label}: is {render.status.value}, not running")
-        if not o.attempts:
-            raise ShotDBError(f"{label} attempts: an outcome needs at least one attempt")
-        oks = [a for a in o.attempts if a.error is None]
-        if len(oks) + (render.id in has_ok) > 1 or (o.error is None) != bool(oks) or (oks and oks[0] is not o.attempts[-1]):
-            raise ShotDBError(f"{label} attempts: a finished render has exactly one ok attempt, its last; a failed one none")
-        for i, a in enumerate(o.attempts, start=last.get(render.id, 0) + 1):
-            check.aware(a.started_at, f"{label} attempt started_at")
-            check.aware(a.finished_at, f"{label} attempt finished_at")
-            if a.finished_at < a.started_at:
-                raise ShotDBError(f"{label} attempt finished_at: {a.finished_at} is before started_at")
-            session.add(RenderAttempt(
-                render_id=render.id, attempt=i, worker=check.short_text(a.worker, "attempt worker", max_len=128),
-                node=check.short_text(a.node, "attempt node", max_len=128), started_at=a.started_at,
-                finished_at=a.finished_at, status=AttemptStatus.ok if a.error is None else AttemptStatus.failed,
-                error=a.error, model_loads=a.model_loads, flow_run_id=flow_run_id,
-            ))
-        final = o.attempts[-1]
-        render.worker, render.node = final.worker, final.node
-        if o.error is None:
-            if len(o.frame_hashes) != render.inbetweens:
-                raise ShotDBError(f"{label} frame_hashes: {len(o.frame_hashes)} given for {render.inbetweens} in-betweens")
-            if o.output_dir is None:
-                raise ShotDBError(f"{label} output_dir: a finished render needs its folder")
-            render.frame_hashes = [check.sha256(h, f"{label} frame_hashes[{i}]") for i, h in enumerate(o.frame_hashes)]
-            render.output_dir = check.path(o.output_dir, f"{label} output_dir")
-            render.meta = check.as_json(dict(o.meta), f"{label} meta")
-            render.status, render.error = RenderStatus.finished, None
-            render.started_at, render.finished_at = final.started_at, final.finished_at
-            render.seconds = (final.finished_at - final.started_at).total_seconds()
-        else:
-            render.status = RenderStatus.failed
-            render.error = check.short_text(o.error, f"{label} error", max_len=100_000)
-            render.finished_at = final.finished_at
     session.flush()
     return skipped
+
+
+def record_outcome(*, session: Session, outcome: RenderOutcome, flow_run_id: str | None = None) -> bool:
+    """Record one render's tries and finish or fail it (`settle`); False when another batch had already
+    finished it (same key, same frames), which leaves it as that batch recorded it."""
+    return not record_outcomes(session=session, outcomes=[outcome], flow_run_id=flow_run_id)

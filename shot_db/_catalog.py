@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shot_db import _checks as check
-from shot_db._errors import ShotDBError
+from shot_db._errors import ShotDBError, ShotDBUsageError
 from shot_db.models import Keyframe, Shot
 
 
@@ -35,7 +35,7 @@ def find_shot(*, session: Session, show: str, sequence: str, code: str) -> Shot:
         select(Shot).where(Shot.show == show, Shot.sequence == sequence, Shot.code == code)
     ).one_or_none()
     if shot is None:
-        raise ShotDBError(f"shot {show}/{sequence}/{code}: not in the shot DB")
+        raise ShotDBUsageError(f"shot {show}/{sequence}/{code}: not in the shot DB")
     return shot
 
 
@@ -80,11 +80,11 @@ def resolve_shot(*, session: Session, ref: str) -> Shot:
     if len(parts) == 3:
         return find_shot(session=session, show=parts[0], sequence=parts[1], code=parts[2])
     if len(parts) != 1 or not parts[0]:
-        raise ShotDBError(f"shot {ref!r}: give show/sequence/code or a shot code")
+        raise ShotDBUsageError(f"shot {ref!r}: give show/sequence/code or a shot code")
     found = session.scalars(select(Shot).where(Shot.code == parts[0]).order_by(Shot.show, Shot.sequence)).all()
     if not found:
-        raise ShotDBError(f"shot {ref}: not in the shot DB")
+        raise ShotDBUsageError(f"shot {ref}: not in the shot DB")
     if len(found) > 1:
         names = ", ".join(f"{s.show}/{s.sequence}/{s.code}" for s in found)
-        raise ShotDBError(f"shot {ref}: several shots have this code ({names}); give show/sequence/code")
+        raise ShotDBUsageError(f"shot {ref}: several shots have this code ({names}); give show/sequence/code")
     return found[0]

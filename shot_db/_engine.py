@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
-from shot_db._errors import ShotDBError
+from shot_db._errors import ShotDBError, ShotDBUsageError
 
 # Execution option a read-only sessionmaker sets: its SQLite transactions start DEFERRED.
 _READ_ONLY = "shot_db_read_only"
@@ -28,13 +28,13 @@ def make_engine(url: str, *, busy_timeout_s: float = 30.0) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise ShotDBError(f"shot DB url: cannot parse {url!r} ({exc})") from None
+        raise ShotDBUsageError(f"shot DB url: cannot parse {url!r} ({exc})") from None
     backend = parsed.get_backend_name()
     if backend == "postgresql":
         if parsed.drivername in ("postgresql", "postgresql+psycopg"):
             parsed = parsed.set(drivername="postgresql+psycopg")
         else:
-            raise ShotDBError(f"shot DB url: driver {parsed.drivername!r} is not supported; use postgresql+psycopg://")
+            raise ShotDBUsageError(f"shot DB url: driver {parsed.drivername!r} is not supported; use postgresql+psycopg://")
         return create_engine(parsed, pool_pre_ping=True)
     if backend == "sqlite":
         if busy_timeout_s < 5:
@@ -42,7 +42,7 @@ def make_engine(url: str, *, busy_timeout_s: float = 30.0) -> Engine:
         engine = create_engine(parsed, connect_args={"timeout": busy_timeout_s})
         _tune_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"), busy_timeout_s=busy_timeout_s)
         return engine
-    raise ShotDBError(
+    raise ShotDBUsageError(
         f"shot DB url: {parsed.drivername!r} is not supported; use sqlite:///<file> or postgresql+psycopg://"
     )
 

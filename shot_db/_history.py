@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import fields
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
@@ -21,6 +23,8 @@ from shot_db.models import (
     ShotVersionRender,
 )
 from shot_db.records import AttemptInfo, FrameInfo, KeyframeInfo, Lineage, RenderInfo, VersionInfo
+
+R = TypeVar("R")
 
 # Everything a VersionInfo shows, loaded in a fixed number of queries (relationships are lazy="raise").
 _VERSION_GRAPH = (
@@ -75,22 +79,15 @@ def _versions(session: Session, where: ColumnElement[bool]) -> dict[uuid.UUID, V
     return {v.id: _version_info(v) for v in rows}
 
 
+def _copy(cls: type[R], row: object, **given: Any) -> R:
+    """A `cls` record: the `given` fields, and every other one read from the row's column of that name."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    return cls(**{n: given[n] if n in given else getattr(row, n) for n in names})
+
+
 def _version_info(v: ShotVersion) -> VersionInfo:
-    return VersionInfo(
-        show=v.shot.show,
-        sequence=v.shot.sequence,
-        code=v.shot.code,
-        number=v.number,
-        assembly_key=v.assembly_key,
-        frame_count=v.frame_count,
-        fps=v.fps,
-        png_dir=v.png_dir,
-        mp4_path=v.mp4_path,
-        sidecar_path=v.sidecar_path,
-        mp4_sha256=v.mp4_sha256,
-        settings=v.settings,
-        flow_run_id=v.flow_run_id,
-        created_at=v.created_at,
+    return _copy(
+        VersionInfo, v, show=v.shot.show, sequence=v.shot.sequence, code=v.shot.code,
         renders=tuple(_render_info(p) for p in v.renders),
         keyframes=tuple(_keyframe_info(k.keyframe, k.frame) for k in v.keyframes),
     )
@@ -98,58 +95,21 @@ def _version_info(v: ShotVersion) -> VersionInfo:
 
 def _render_info(pair: ShotVersionRender) -> RenderInfo:
     r = pair.render
-    return RenderInfo(
-        render_key=r.render_key,
-        status=r.status.value,
-        frame_a=pair.frame_a,
-        frame_b=pair.frame_b,
-        keyframe_a=_keyframe_info(r.keyframe_a, None),
-        keyframe_b=_keyframe_info(r.keyframe_b, None),
-        times=tuple(r.times),
-        backend=r.backend,
-        weights_sha256=r.weights_sha256,
-        config_hash=r.config_hash,
-        code_version=r.code_version,
-        params=r.params,
-        seed=r.seed,
-        sketch_hashes=tuple((float(t), str(h)) for t, h in r.sketch_hashes),
-        output_dir=r.output_dir,
-        frame_hashes=tuple(r.frame_hashes or ()),
-        worker=r.worker,
-        node=r.node,
-        started_at=r.started_at,
-        finished_at=r.finished_at,
-        seconds=r.seconds,
-        meta=r.meta,
-        flow_run_id=r.flow_run_id,
-        attempts=tuple(_attempt_info(a) for a in r.attempts),
+    return _copy(
+        RenderInfo, r, status=r.status.value, frame_a=pair.frame_a, frame_b=pair.frame_b,
+        keyframe_a=_keyframe_info(r.keyframe_a, None), keyframe_b=_keyframe_info(r.keyframe_b, None),
+        times=tuple(r.times), sketch_hashes=tuple((float(t), str(h)) for t, h in r.sketch_hashes),
+        frame_hashes=tuple(r.frame_hashes or ()), attempts=tuple(_attempt_info(a) for a in r.attempts),
     )
 
 
 def _attempt_info(a: RenderAttempt) -> AttemptInfo:
-    return AttemptInfo(
-        attempt=a.attempt,
-        ok=a.status is AttemptStatus.ok,
-        worker=a.worker,
-        node=a.node,
-        started_at=a.started_at,
-        finished_at=a.finished_at,
-        error=a.error,
-        model_loads=a.model_loads,
-        flow_run_id=a.flow_run_id,
-    )
+    return _copy(AttemptInfo, a, ok=a.status is AttemptStatus.ok)
 
 
 def _keyframe_info(k: Keyframe, frame: int | None) -> KeyframeInfo:
-    return KeyframeInfo(pixel_hash=k.pixel_hash, path=k.path, width=k.width, height=k.height, frame=frame)
+    return _copy(KeyframeInfo, k, frame=frame)
 
 
 def _frame_info(f: ShotVersionFrame, render_key: str | None) -> FrameInfo:
-    return FrameInfo(
-        number=f.number,
-        path=f.path,
-        pixel_hash=f.pixel_hash,
-        render_key=render_key,
-        inbetween=f.inbetween,
-        keyframe_hash=f.keyframe_hash,
-    )
+    return _copy(FrameInfo, f, render_key=render_key)

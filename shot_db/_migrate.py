@@ -8,6 +8,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
 from shot_db._engine import make_engine
@@ -39,6 +40,18 @@ def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None when it has never been migrated."""
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    """The revision this code's models are at: the newest migration shipped."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the packaged migration tree has no head"
+    return head
+
+
+def known_revision(revision: str) -> bool:
+    """Whether `revision` is one of the shipped migrations (a newer toonfarm may have written others)."""
+    return revision in {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
 def _run(target: Engine | str, step: Callable[[Config], None]) -> None:

@@ -1,25 +1,25 @@
-"""A render's life: claimed (running), tried one or more times, then finished or failed.
+"""A render's life, the one state machine: claimed (running), then settled as finished or failed with
+every try it took; a failed render claimed again runs again, a finished one is reused.
 
-A pair re-queued after failing is claimed again and keeps its row; every try stays as an attempt, and
-the database holds at most one successful attempt per render (a partial unique index).
+A pair re-queued after failing keeps its row; every try stays as an attempt, and the database holds at
+most one successful attempt per render (a partial unique index). The batch functions in _bulk.py make
+the same transitions for many renders in a few statements.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shot_db import _checks as check
 from shot_db._errors import ShotDBError
 from shot_db.models import AttemptStatus, Keyframe, Render, RenderAttempt, RenderStatus, Shot
 from shot_db.models._base import utcnow
-from shot_db.records import RenderSpec
+from shot_db.records import RenderOutcome, RenderSpec
 
 
 def find_finished_render(*, session: Session, render_key: str) -> Render | None:
@@ -86,92 +86,56 @@ def reclaim(render: Render, values: Mapping[str, Any], flow_run_id: str | None) 
         render.flow_run_id = flow_run_id
 
 
-def record_attempt(
-    *,
-    session: Session,
-    render_key: str,
-    worker: str,
-    node: str,
-    started_at: datetime,
-    finished_at: datetime,
-    error: str | None = None,
-    model_loads: int = 0,
-    flow_run_id: str | None = None,
-) -> RenderAttempt:
-    """Append one try of a running render (ok when `error` is None), numbered 1, 2, 3... per render."""
-    render = _running(session, render_key)
-    check.aware(started_at, f"render {render_key[:12]} attempt started_at")
-    check.aware(finished_at, f"render {render_key[:12]} attempt finished_at")
-    if finished_at < started_at:
-        raise ShotDBError(f"render {render_key[:12]} attempt finished_at: {finished_at} is before started_at")
-    if not isinstance(model_loads, int) or isinstance(model_loads, bool) or model_loads < 0:
-        raise ShotDBError(f"render {render_key[:12]} attempt model_loads: {model_loads!r} must be an integer >= 0")
-    if error is None and _ok_attempt(session, render) is not None:
-        raise ShotDBError(f"render {render_key[:12]}: already has a successful attempt")
-    last = session.scalar(select(func.max(RenderAttempt.attempt)).where(RenderAttempt.render_id == render.id))
-    attempt = RenderAttempt(
-        render_id=render.id,
-        attempt=(last or 0) + 1,
-        worker=check.short_text(worker, "attempt worker", max_len=128),
-        node=check.short_text(node, "attempt node", max_len=128),
-        started_at=started_at,
-        finished_at=finished_at,
-        status=AttemptStatus.ok if error is None else AttemptStatus.failed,
-        error=error,
-        model_loads=model_loads,
-        flow_run_id=flow_run_id,
-    )
-    session.add(attempt)
-    session.flush()
-    return attempt
-
-
-def finish_render(
-    *,
-    session: Session,
-    render_key: str,
-    output_dir: str | os.PathLike[str],
-    frame_hashes: Sequence[str],
-    meta: Mapping[str, Any] | None = None,
-) -> Render:
-    """Mark a running render finished: its frames, and worker, node and times of its one ok attempt."""
-    render = _running(session, render_key)
-    ok = _ok_attempt(session, render)
-    if ok is None:
-        raise ShotDBError(f"render {render_key[:12]}: no successful attempt recorded; record_attempt first")
-    if len(frame_hashes) != render.inbetweens:
-        raise ShotDBError(
-            f"render {render_key[:12]} frame_hashes: {len(frame_hashes)} given for {render.inbetweens} in-betweens"
-        )
-    render.frame_hashes = [
-        check.sha256(h, f"render {render_key[:12]} frame_hashes[{i}]") for i, h in enumerate(frame_hashes)
-    ]
-    render.output_dir = check.path(output_dir, f"render {render_key[:12]} output_dir")
-    render.meta = check.as_json(dict(meta or {}), f"render {render_key[:12]} meta")
-    render.status = RenderStatus.finished
-    render.worker, render.node = ok.worker, ok.node
-    render.started_at, render.finished_at = ok.started_at, ok.finished_at
-    render.seconds = (ok.finished_at - ok.started_at).total_seconds()
-    render.error = None
-    session.flush()
-    return render
-
-
-def fail_render(*, session: Session, render_key: str, error: str) -> Render:
-    """Mark a running render failed (it keeps its row and attempts; claiming it again re-queues it)."""
-    render = _running(session, render_key)
-    if _ok_attempt(session, render) is not None:
-        raise ShotDBError(f"render {render_key[:12]}: has a successful attempt; finish it instead")
-    last = session.scalars(
-        select(RenderAttempt).where(RenderAttempt.render_id == render.id).order_by(RenderAttempt.attempt.desc())
-    ).first()
-    render.status = RenderStatus.failed
-    render.error = check.short_text(error, f"render {render_key[:12]} error", max_len=100_000)
-    render.finished_at = utcnow()
-    if last is not None:
-        render.worker, render.node = last.worker, last.node
-    session.flush()
-    return render
+def settle(
+    session: Session, render: Render, o: RenderOutcome, last_attempt: int, has_ok: bool, flow_run_id: str | None
+) -> bool:
+    """The one transition out of "running": append the outcome's attempts (numbered after `last_attempt`),
+    then mark the render finished (its frames, and who made them) or failed. A render another batch
+    finished first is left alone (False). A failed outcome may have no attempt: no worker was left to try.
+    """
+    label = f"render {o.render_key[:12]}"
+    if render.status is RenderStatus.finished:
+        return False
+    if render.status is not RenderStatus.running:
+        raise ShotDBError(f"{label}: is {render.status.value}, not running")
+    oks = [a for a in o.attempts if a.error is None]
+    if o.error is None and not o.attempts:
+        raise ShotDBError(f"{label} attempts: a finished render needs its successful attempt")
+    if len(oks) + has_ok > 1 or (o.error is None) != bool(oks) or (oks and oks[0] is not o.attempts[-1]):
+        raise ShotDBError(f"{label} attempts: a finished render has exactly one ok attempt, its last; a failed one none")
+    for i, a in enumerate(o.attempts, start=last_attempt + 1):
+        check.aware(a.started_at, f"{label} attempt started_at")
+        check.aware(a.finished_at, f"{label} attempt finished_at")
+        if a.finished_at < a.started_at:
+            raise ShotDBError(f"{label} attempt finished_at: {a.finished_at} is before started_at")
+        if not isinstance(a.model_loads, int) or isinstance(a.model_loads, bool) or a.model_loads < 0:
+            raise ShotDBError(f"{label} attempt model_loads: {a.model_loads!r} must be an integer >= 0")
+        session.add(RenderAttempt(
+            render_id=render.id, attempt=i, worker=check.short_text(a.worker, "attempt worker", max_len=128),
+            node=check.short_text(a.node, "attempt node", max_len=128), started_at=a.started_at,
+            finished_at=a.finished_at, status=AttemptStatus.ok if a.error is None else AttemptStatus.failed,
+            error=a.error, model_loads=a.model_loads, flow_run_id=flow_run_id,
+        ))
+    final = o.attempts[-1] if o.attempts else None
+    if final is not None:
+        render.worker, render.node = final.worker, final.node
+    if o.error is not None:
+        render.status = RenderStatus.failed
+        render.error = check.short_text(o.error, f"{label} error", max_len=100_000)
+        render.finished_at = final.finished_at if final is not None else utcnow()
+        return True
+    assert final is not None  # checked above: a finished outcome ends with its ok attempt
+    if len(o.frame_hashes) != render.inbetweens:
+        raise ShotDBError(f"{label} frame_hashes: {len(o.frame_hashes)} given for {render.inbetweens} in-betweens")
+    if o.output_dir is None:
+        raise ShotDBError(f"{label} output_dir: a finished render needs its folder")
+    render.frame_hashes = [check.sha256(h, f"{label} frame_hashes[{i}]") for i, h in enumerate(o.frame_hashes)]
+    render.output_dir = check.path(o.output_dir, f"{label} output_dir")
+    render.meta = check.as_json(dict(o.meta), f"{label} meta")
+    render.status, render.error = RenderStatus.finished, None
+    render.started_at, render.finished_at = final.started_at, final.finished_at
+    render.seconds = (final.finished_at - final.started_at).total_seconds()
+    return True
 
 
 def spec_values(spec: RenderSpec) -> dict[str, Any]:
@@ -205,18 +169,3 @@ def _short(value: str, field: str) -> str:
     if not isinstance(value, str) or len(value) > 64:
         raise ShotDBError(f"{field}: {value!r} must be a string of at most 64 characters")
     return value
-
-
-def _running(session: Session, render_key: str) -> Render:
-    render = check.locked(session, select(Render).where(Render.render_key == render_key))
-    if render is None:
-        raise ShotDBError(f"render {render_key[:12]}: not in the shot DB; claim_render first")
-    if render.status is not RenderStatus.running:
-        raise ShotDBError(f"render {render_key[:12]}: is {render.status.value}, not running")
-    return render
-
-
-def _ok_attempt(session: Session, render: Render) -> RenderAttempt | None:
-    return session.scalars(
-        select(RenderAttempt).where(RenderAttempt.render_id == render.id, RenderAttempt.status == AttemptStatus.ok)
-    ).one_or_none()

@@ -8,7 +8,6 @@ everything succeeded is the staging folder renamed to the version folder; on fai
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -25,14 +24,16 @@ from typing import IO, Any, NamedTuple
 import numpy as np
 
 from tasks.colour import Stylize, Stylizer
+from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import Frame, pixel_hash, read_frame
+from tooncrafter_model.store import PNG_DIR, sequence_frame, sha256_file
 
 FpsLike = Fraction | float | int | str
 _STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _CACHED_SOURCES = 16  # distinct drawings kept encoded: covers holds and short cycles, bounds memory
 
 
-class AssemblyError(ValueError):
+class AssemblyError(UserError):
     """Bad input to an assembly (missing or corrupt image, mixed sizes, bad fps); names file and frame."""
 
 
@@ -80,15 +81,6 @@ class ShotOutputs:
     lut_sha256: str | None
     padded: bool  # the MP4 has an extra column and/or row (edge copies) because yuv420p needs even sizes
     video_size: tuple[int, int]  # (width, height) of the MP4
-
-
-class VideoProbe(NamedTuple):
-    """A video file read back: decoded frame count, mean frame rate, size."""
-
-    frame_count: int
-    fps: Fraction
-    width: int
-    height: int
 
 
 # ------------------------------------------------------------------------------------------ frame rate
@@ -164,7 +156,7 @@ def assemble_shot(
             )
         except _EncoderError as e:
             raise AssemblyError(f"{final / f'{mp4_stem}.mp4'}: {e}") from None
-        mp4_sha = _sha256(staging / f"{mp4_stem}.mp4")
+        mp4_sha = sha256_file(staging / f"{mp4_stem}.mp4")
         try:
             os.rename(staging, final)
         except OSError as e:  # a non-empty folder appeared meanwhile: another assembly of this version
@@ -176,7 +168,7 @@ def assemble_shot(
         raise
     return ShotOutputs(
         dir=final,
-        png_paths=tuple(final / "png" / n for n in png_names),
+        png_paths=tuple(final / PNG_DIR / n for n in png_names),
         mp4_path=final / f"{mp4_stem}.mp4",
         frame_hashes=tuple(hashes),
         mp4_sha256=mp4_sha,
@@ -210,7 +202,7 @@ def _write_sequence(
     h, w = first.shape[:2]
     pad_h, pad_w = h % 2, w % 2
     size = (w + pad_w, h + pad_h)
-    png_dir = staging / "png"
+    png_dir = staging / PNG_DIR
     png_dir.mkdir()
     png_params = [cv2.IMWRITE_PNG_COMPRESSION, settings.png_compression]
     cache: OrderedDict[Path, _Encoded] = OrderedDict()
@@ -238,7 +230,7 @@ def _write_sequence(
                 if len(cache) > _CACHED_SOURCES:
                     cache.popitem(last=False)
             cache.move_to_end(path)
-            name = f"{stem}.{index:04d}.png"
+            name = sequence_frame(stem, index)
             (png_dir / name).write_bytes(item.png)
             enc.write(item.raw)
             names.append(name)
@@ -333,38 +325,3 @@ def _rmdir_if_empty(folder: Path) -> None:
         folder.rmdir()
     except OSError:
         pass
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-# ----------------------------------------------------------------------------------------- reading back
-
-
-def probe_video(path: str | os.PathLike[str]) -> VideoProbe:
-    """Decode a video's first video stream with ffmpeg (no ffprobe needed): frames, exact mean fps, size."""
-    import ffmpeg
-    import imageio_ffmpeg
-
-    p = Path(path)
-    if not p.is_file():
-        raise AssemblyError(f"{p}: video file not found")
-    # framecrc prints the stream time base, the size, then one line per decoded frame with its duration.
-    args = ffmpeg.input(str(p)).output("-", format="framecrc", map="0:v:0").compile(cmd=imageio_ffmpeg.get_ffmpeg_exe())
-    quiet = [args[0], "-hide_banner", "-nostats", "-loglevel", "error", *args[1:]]
-    run = subprocess.run(quiet, capture_output=True, text=True)
-    if run.returncode != 0:
-        last = (run.stderr.strip().splitlines() or ["no message"])[-1]
-        raise AssemblyError(f"{p}: not a readable video ({last})")
-    tb = re.search(r"^#tb 0: (\d+)/(\d+)$", run.stdout, re.M)
-    dims = re.search(r"^#dimensions 0: (\d+)x(\d+)$", run.stdout, re.M)
-    durations = [int(line.split(",")[3]) for line in run.stdout.splitlines() if line and not line.startswith("#")]
-    if not tb or not dims or not durations or sum(durations) <= 0:
-        raise AssemblyError(f"{p}: no decodable video frames")
-    fps = Fraction(len(durations)) / (sum(durations) * Fraction(int(tb.group(1)), int(tb.group(2))))
-    return VideoProbe(len(durations), fps, int(dims.group(1)), int(dims.group(2)))

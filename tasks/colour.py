@@ -16,7 +16,6 @@ import hashlib
 import math
 import os
 import re
-import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +27,9 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
 from tasks.palette import Palette, PaletteLock, key_palette, palette_lock
+from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import Frame, check_frame, read_frame
+from tooncrafter_model.store import atomic_write
 
 Rgb = tuple[float, float, float]
 MAX_3D_SIZE = 256  # Adobe's cube spec limits
@@ -41,7 +42,7 @@ _KEYWORDS = (
 )
 
 
-class LutError(ValueError):
+class LutError(UserError):
     """A `.cube` file that cannot be used; the message names the file and the line or field."""
 
 
@@ -309,15 +310,8 @@ def write_cube(
     head += ["DOMAIN_MAX " + " ".join(f"{v:.6f}" for v in lut.domain_max)]
     body = "\n".join(f"{r:.6f} {g:.6f} {b:.6f}" for r, g, b in data.tolist())
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("\n".join(head) + "\n\n" + body + "\n")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(p, "w") as f:
+        f.write("\n".join(head) + "\n\n" + body + "\n")
     return p
 
 
@@ -402,7 +396,7 @@ def write_example_ocio(folder: str | os.PathLike[str], table: np.ndarray | None 
 # --------------------------------------------------------------------------------------- OpenColorIO
 
 
-class ColourError(ValueError):
+class ColourError(UserError):
     """A colour setting that cannot be used (an OCIO config, a look, a colour space); one line, naming the file."""
 
 

@@ -34,7 +34,7 @@ def write_demo(folder: str | Path, *, width: int = WIDTH, height: int = HEIGHT) 
     if not (root / "show_look.cube").exists():
         write_cube(root / "show_look.cube", warm_look_table(17), title="demo warm look")
     shotlist = {
-        "defaults": {"show": "demo", "sequence": "sq010", "fps": 24, "backend": "rife"},
+        "defaults": {"show": "demo", "sequence": "sq010", "fps": 24},
         "shots": [
             {"code": "sq010_sh0010", "source": "rough/sq010_sh0010.mp4"},
             {"code": "sq010_sh0020", "source": "rough/sq010_sh0020.mp4", "priority": 10},

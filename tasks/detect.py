@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from tasks.scores import DetectConfig, Margin, Scorer, decide
 from tasks.shotlist import Shot
 from tasks.xsheet import read_xsheet
 from tooncrafter_model.frames import DecodedImage, Frame, pixel_hash, write_frame
-from tooncrafter_model.weights import sha256_file
+from tooncrafter_model.store import Store, sha256_file, write_json
 
 __all__ = ["DetectConfig", "Ingest", "Keyframe", "Margin", "MediaError", "Pair", "ShotPlan", "detect_shot",
            "frame_layout"]  # fmt: skip
@@ -195,9 +195,9 @@ def detect_shot(shot: Shot, store_dir: str | os.PathLike[str], config: DetectCon
     Raises MediaError (one line naming the shot list field and the file) for missing, unreadable, empty or
     mismatched media, a frame range outside the source, and anything over the shot's limits.
     """
-    store = Path(store_dir)
+    store = Store(Path(store_dir))
     if shot.source.images is not None:
-        first, count, size, cuts, drawings, ingest = _scan_images(shot, store / "keyframes")
+        first, count, size, cuts, drawings, ingest = _scan_images(shot, store.keyframe)
     else:
         first, count, size, cuts, drawings, ingest = _scan_cached(shot, config, store)
     if count > shot.limits.max_shot_frames:
@@ -208,7 +208,7 @@ def detect_shot(shot: Shot, store_dir: str | os.PathLike[str], config: DetectCon
     sketches = []
     for i, sketch in enumerate(shot.sketches):
         picture = _picture(shot, f"sketches[{i}].image", sketch.image, size, None)
-        sketches.append(_store(picture.frame, sketch.frame, store / "sketches", str(sketch.image)))
+        sketches.append(_store(picture.frame, sketch.frame, store.sketch, str(sketch.image)))
     pairs = []
     for a, b in zip(drawings, drawings[1:], strict=False):
         if b.frame in cuts:
@@ -246,9 +246,9 @@ def _picture(shot: Shot, name: str, path: Path, size: tuple[int, int] | None, si
     return picture
 
 
-def _store(frame: Frame, number: int, store: Path, origin: str) -> Keyframe:
+def _store(frame: Frame, number: int, path_of: Callable[[str], Path], origin: str) -> Keyframe:
     digest = pixel_hash(frame)
-    path = store / f"{digest}.png"
+    path = path_of(digest)
     if not path.exists():
         write_frame(path, frame)
     return Keyframe(number, digest, path, origin)
@@ -288,34 +288,30 @@ def _scan_key(shot: Shot, config: DetectConfig) -> str | None:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _scan_cached(shot: Shot, config: DetectConfig, store_dir: Path) -> Scan:
+def _scan_cached(shot: Shot, config: DetectConfig, store: Store) -> Scan:
     """`_scan_video` or `_scan_sequence`, remembered by the source's content (not its name or mtime), range,
     fps, background, sheet and thresholds: a re-run over unchanged sources decodes nothing."""
     source = shot.source
     key = _scan_key(shot, config)
-    memo = store_dir / "scans" / f"{key}.json"
-    if key is not None and memo.is_file():
+    memo = store.scan(key) if key is not None else None
+    if memo is not None and memo.is_file():
         data = json.loads(memo.read_text())
         drawings = [Keyframe(k["frame"], k["pixel_hash"], Path(k["path"]), k["origin"]) for k in data["keyframes"]]
         if all(k.path.is_file() for k in drawings):
             size = (data["width"], data["height"])
             return data["first"], data["count"], size, data["cuts"], drawings, Ingest.from_json(data["ingest"])
-    store = store_dir / "keyframes"
     if source.video is not None:
-        scan = _scan_video(shot, source.video, config, store)
+        scan = _scan_video(shot, source.video, config, store.keyframe)
     else:
         assert source.sequence is not None
-        scan = _scan_sequence(shot, source.sequence, config, store)
-    if key is not None:
+        scan = _scan_sequence(shot, source.sequence, config, store.keyframe)
+    if memo is not None:
         first, count, size, cuts, drawings, ingest = scan
         record = {"first": first, "count": count, "width": size[0], "height": size[1], "cuts": cuts,
                   "ingest": ingest.to_json(),
                   "keyframes": [{"frame": k.frame, "pixel_hash": k.pixel_hash, "path": str(k.path), "origin": k.origin}
                                 for k in drawings]}  # fmt: skip
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, memo)
+        write_json(memo, record, indent=None)
     return scan
 
 
@@ -377,7 +373,7 @@ def _timing(
     return drawings, cuts, margin, tuple(disagreements), tuple(warnings)
 
 
-def _scan_video(shot: Shot, video: Path, config: DetectConfig, store: Path) -> Scan:
+def _scan_video(shot: Shot, video: Path, config: DetectConfig, keyframe: Callable[[str], Path]) -> Scan:
     probe = probe_video(shot, video)
     first, last, size, scores = _score_all(video_frames(shot, video, probe), Scorer(config, shot.fps))
     shown = shot.shown(video)
@@ -395,7 +391,7 @@ def _scan_video(shot: Shot, video: Path, config: DetectConfig, store: Path) -> S
     for number, rgb in video_frames(shot, video, probe, only=wanted):
         shown_frame = rgb if rgb is not None else shown_frame
         if number in wanted and shown_frame is not None:
-            keyframes.append(_store(shown_frame, number, store, f"{video}#frame={number}"))
+            keyframes.append(_store(shown_frame, number, keyframe, f"{video}#frame={number}"))
         if number >= drawings[-1]:
             break
     notes: list[str] = []
@@ -407,7 +403,7 @@ def _scan_video(shot: Shot, video: Path, config: DetectConfig, store: Path) -> S
     return first, last - first + 1, size, cuts, keyframes, ingest
 
 
-def _scan_sequence(shot: Shot, spec: Path, config: DetectConfig, store: Path) -> Scan:
+def _scan_sequence(shot: Shot, spec: Path, config: DetectConfig, keyframe: Callable[[str], Path]) -> Scan:
     sequence = find_sequence(shot, spec)
     first = shot.start if shot.start is not None else sequence.first
     last = shot.end if shot.end is not None else sequence.last
@@ -440,13 +436,13 @@ def _scan_sequence(shot: Shot, spec: Path, config: DetectConfig, store: Path) ->
     keyframes = []
     for number in drawings:
         path = sequence.showing(number)
-        keyframes.append(_store(read_picture(shot, "source", path).frame, number, store, str(path)))
+        keyframes.append(_store(read_picture(shot, "source", path).frame, number, keyframe, str(path)))
     gaps = tuple(sequence.gaps(first, last))
     ingest = Ingest(margin, None, gaps, disagreements, _conversions(shot, notes), warnings)
     return first, last - first + 1, dims, cuts, keyframes, ingest
 
 
-def _scan_images(shot: Shot, store: Path) -> Scan:
+def _scan_images(shot: Shot, keyframe: Callable[[str], Path]) -> Scan:
     assert shot.source.images is not None
     images = shot.source.images
     first = shot.start if shot.start is not None else images[0].frame
@@ -469,7 +465,7 @@ def _scan_images(shot: Shot, store: Path) -> Scan:
         notes += picture.conversions
         if size is None:
             size, size_of = (picture.frame.shape[1], picture.frame.shape[0]), key.image
-        drawings.append(_store(picture.frame, max(key.frame, first), store, str(key.image)))
+        drawings.append(_store(picture.frame, max(key.frame, first), keyframe, str(key.image)))
     assert size is not None
     cuts = [c for c in shot.source.cuts if first < c <= last]
     return first, last - first + 1, size, cuts, drawings, Ingest(notes=_conversions(shot, notes))

@@ -23,11 +23,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tooncrafter_model.errors import UserError
+
 CUT_SUFFIXES = (".otio", ".edl")
 _TIMECODE = re.compile(r"^\s*timecode\s*:\s*(\d\d:\d\d:\d\d[:;]\d\d)\s*$", re.M | re.I)  # MOV, MP4: timecode; MKV: TIMECODE
 
 
-class CutError(ValueError):
+class CutError(UserError):
     """A cut that cannot be read as a shot list; one line naming the file and the clip or field."""
 
 

@@ -6,13 +6,19 @@ import os
 from pathlib import Path
 
 import shot_db
+from shot_db import ShotDB
 from shot_db.records import Lineage, VersionInfo
-from tasks.record import ShotDB
+from tasks.record import transaction
+from tooncrafter_model.errors import UserError
+
+
+class UnknownOutput(UserError):
+    """A lineage target that is neither a file nor an output the shot DB has recorded."""
 
 
 def shot_versions(db: ShotDB, ref: str) -> tuple[VersionInfo, ...]:
     """Every version of the shot `ref` ("show/sequence/code" or a unique code), oldest first."""
-    with db.transaction() as s:
+    with transaction(db) as s:
         shot = shot_db.resolve_shot(session=s, ref=ref)
         return shot_db.shot_history(session=s, show=shot.show, sequence=shot.sequence, code=shot.code)
 
@@ -20,15 +26,15 @@ def shot_versions(db: ShotDB, ref: str) -> tuple[VersionInfo, ...]:
 def lineage_of(db: ShotDB, target: str | os.PathLike[str]) -> tuple[Lineage, ...]:
     """What produced `target`: an assembled PNG frame, an MP4, a sidecar, or a pixel/MP4 hash.
 
-    Raises ValueError naming the target when it is neither a file nor a hash the shot DB knows.
+    Raises UnknownOutput naming the target when it is neither a file nor a hash the shot DB knows.
     """
     text = str(target)
     is_hash = len(text) == 64 and all(c in "0123456789abcdef" for c in text)
     ref: str | Path = text if is_hash else Path(text).resolve()
     if not is_hash and not Path(ref).exists():
-        raise ValueError(f"{target}: no such file")
-    with db.transaction() as s:
+        raise UnknownOutput(f"{target}: no such file")
+    with transaction(db) as s:
         found = shot_db.lineage(session=s, target=ref)
     if not found:
-        raise ValueError(f"{target}: not an output the shot DB has recorded")
+        raise UnknownOutput(f"{target}: not an output the shot DB has recorded")
     return found

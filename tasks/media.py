@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 
 from tasks.shotlist import SEQUENCE_PATTERN, Shot
+from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import DecodedImage, Frame, ImageError, read_image
 
 
-class MediaError(ValueError):
+class MediaError(UserError):
     """A shot's media cannot be used; the message names the shot list, the field and the file, on one line."""
 
 

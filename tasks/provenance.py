@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from tooncrafter_model.backend import BackendIdentity
@@ -58,14 +55,3 @@ def assembly_key(
     """Hash of what decides a shot version's outputs: for each output frame the identity of its source
     (keyframe pixel hash, or render key + index), the fps, the LUT content and the output settings."""
     return _digest({"layout": list(layout), "fps": fps, "lut": lut_sha256, "output": dict(output or {})})
-
-
-def write_sidecar(path: Path, record: Mapping[str, Any]) -> Path:
-    """Write the provenance JSON next to a version's outputs, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".provenance.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path

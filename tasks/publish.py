@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import shot_db
+from shot_db import ShotDB
 from shot_db.records import OutputFrame, VersionOutputs, VersionPair
 from tasks.assemble import EncodeSettings, ShotOutputs, assemble_shot, parse_fps
 from tasks.colour import Stylize, lut_hash, stylize_identity
 from tasks.detect import InbetweenSlot, frame_layout
-from tasks.provenance import assembly_key, write_sidecar
-from tasks.record import ShotDB
+from tasks.provenance import assembly_key
+from tasks.record import transaction
 from tasks.render import ShotRenders
 from tasks.settings import Settings
+from tooncrafter_model.store import PNG_DIR, SIDECAR, shot_folder, version_folder, version_mp4, write_json
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,6 @@ def _sources(done: ShotRenders) -> list[_Source]:
     return out
 
 
-def shot_folder(done: ShotRenders, settings: Settings) -> Path:
-    """<output>/<show>/<sequence>/<code>: the shot's own output folder, or the run's output root."""
-    shot = done.work.plan.shot
-    return Path(shot.output or settings.output_root) / shot.show / shot.sequence / shot.code
-
-
 def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id: str | None) -> ShotOutcome:
     """Assemble, stylize and record a new version of the shot, unless nothing changed since the latest."""
     plan, shot = done.work.plan, done.work.plan.shot
@@ -86,7 +82,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
     colour, colour_record = stylize_identity(look)
     output = {**encode.as_dict(), **({"colour": colour} if colour else {})}  # absent: keys made before it hold
     akey = assembly_key(layout=[s.ident for s in sources], fps=str(fps), lut_sha256=lut_sha, output=output)
-    with db.transaction() as s:
+    with transaction(db) as s:
         row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
         latest = shot_db.latest_version(session=s, shot=row)
         if latest is not None and latest.assembly_key == akey:
@@ -97,7 +93,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
             if r is not None:
                 made_by[p.render_key] = {"worker": r.worker, "node": r.node, "started_at": r.started_at, "finished_at": r.finished_at, "seconds": r.seconds}
 
-    folder = shot_folder(done, settings)
+    folder = shot_folder(shot.output or settings.output_root, shot.show, shot.sequence, shot.code)
     staging = folder / f".staging-{akey[:12]}-{uuid.uuid4().hex[:8]}"
     outputs = assemble_shot(
         [s.path for s in sources], fps, staging, shot.code, stylize=look, palettes=[s.keys for s in sources], settings=encode
@@ -105,22 +101,22 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
     placed: list[Path] = []
 
     def place(number: int) -> VersionOutputs:
-        final = folder / f"v{number:03d}"
-        mp4 = staging / f"{shot.code}_v{number:03d}.mp4"
+        final = version_folder(folder, number)
+        mp4 = staging / version_mp4(shot.code, number)
         os.replace(outputs.mp4_path, mp4)
         record = _provenance(done, sources, outputs, number, akey, lut_sha, flow_run_id, encode.as_dict(), made_by)
         record["colour"] = colour_record
-        write_sidecar(staging / "provenance.json", record)
+        write_json(staging / SIDECAR, record)
         os.rename(staging, final)
         placed.append(final)
         frames = tuple(
-            OutputFrame(str(final / "png" / p.name), h, src.render_key, src.inbetween, src.keyframe_hash)
+            OutputFrame(str(final / PNG_DIR / p.name), h, src.render_key, src.inbetween, src.keyframe_hash)
             for p, h, src in zip(outputs.png_paths, outputs.frame_hashes, sources, strict=True)
         )
-        return VersionOutputs(str(final / "png"), str(final / mp4.name), str(final / "provenance.json"), outputs.mp4_sha256, frames)
+        return VersionOutputs(str(final / PNG_DIR), str(final / mp4.name), str(final / SIDECAR), outputs.mp4_sha256, frames)
 
     try:
-        with db.transaction() as s:
+        with transaction(db) as s:
             row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
             new = shot_db.create_version(
                 session=s, shot=row, assembly_key=akey,

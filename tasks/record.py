@@ -11,40 +11,48 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
-
 import shot_db
+from shot_db import Session, ShotDB
 from shot_db.models import BatchStatus
 from shot_db.records import AttemptRecord, KeyframeRecord, RenderClaim, RenderOutcome, RenderSpec
+from tooncrafter_model.errors import TransientError, UserError
 
 if TYPE_CHECKING:  # the CLI's history commands use this module without starting the farm's imports (Ray)
     from cluster import PairResult
     from tasks.render import ShotWork
 
 
-class ShotDB:
-    """A run's connection to the shot DB: the engine (migrated to head) and its sessions."""
+class ShotDBUnreachable(TransientError):
+    """The shot DB did not answer (dropped connection, lock timeout); a later try may succeed."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.engine = shot_db.make_engine(url)
-        shot_db.upgrade(self.engine)
-        self._sessions = shot_db.make_sessionmaker(self.engine)
 
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
-        with self._sessions() as session, session.begin():
-            yield session
+class ShotDBRefused(UserError):
+    """The shot DB cannot answer what was asked: an unknown shot, a bad URL, a schema to upgrade."""
 
-    def close(self) -> None:
-        self.engine.dispose()
 
-    def __enter__(self) -> ShotDB:
-        return self
+@contextmanager
+def _classified() -> Iterator[None]:
+    # The shot DB cannot import toonfarm's error types (ARCHITECTURE.md, "Errors"): its user-caused
+    # and transient errors become them here, where tasks open it; its own bugs stay what they are.
+    try:
+        yield
+    except shot_db.ShotDBUnavailable as exc:
+        raise ShotDBUnreachable(str(exc)) from exc
+    except shot_db.ShotDBUsageError as exc:
+        raise ShotDBRefused(str(exc)) from exc
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+
+def open_db(url: str, *, migrate: bool) -> ShotDB:
+    """The shot DB at `url`: migrated to this code's schema first for a render, read only otherwise."""
+    with _classified():
+        return ShotDB.open(url, migrate=migrate)
+
+
+@contextmanager
+def transaction(db: ShotDB) -> Iterator[Session]:
+    """One shot DB transaction, committed when the block ends; its failures in toonfarm's error types."""
+    with _classified(), db.transaction() as session:
+        yield session
 
 
 def _utc(ts: float) -> datetime:
@@ -53,13 +61,13 @@ def _utc(ts: float) -> datetime:
 
 def finished_keys(db: ShotDB, keys: list[str]) -> set[str]:
     """The render keys among `keys` that already have finished renders."""
-    with db.transaction() as s:
+    with transaction(db) as s:
         return {k for k in keys if shot_db.find_finished_render(session=s, render_key=k) is not None}
 
 
 def record_plans(db: ShotDB, works: list[ShotWork], flow_run_id: str | None) -> None:
     """Record the shots, their keyframes, and claim a render row for every pair about to be rendered."""
-    with db.transaction() as s:
+    with transaction(db) as s:
         shot_db.upsert_keyframes(session=s, keyframes=[
             KeyframeRecord(k.pixel_hash, w.plan.width, w.plan.height, str(k.path)) for w in works for k in w.plan.keyframes
         ])
@@ -111,20 +119,20 @@ class ResultRecorder:
         """Write what is buffered; a key another batch finished first is left as that batch recorded it."""
         if not self._buffer:
             return
-        with self.db.transaction() as s:
+        with transaction(self.db) as s:
             shot_db.record_outcomes(session=s, outcomes=[_outcome(r) for r in self._buffer], flow_run_id=self.flow_run_id)
         self._buffer.clear()
 
 
 def begin_batch(db: ShotDB, flow_run_id: str, flow_name: str, shotlist: str | None) -> None:
     """Open the batch row of this flow run."""
-    with db.transaction() as s:
+    with transaction(db) as s:
         shot_db.begin_batch(session=s, flow_run_id=flow_run_id, flow_name=flow_name, shot_list_path=shotlist)
 
 
 def finish_batch(db: ShotDB, flow_run_id: str, rendered: int, reused: int, failed: int, ok: bool) -> None:
     """Add the batch's pair counts and close it as finished or failed."""
-    with db.transaction() as s:
+    with transaction(db) as s:
         shot_db.count_batch(session=s, flow_run_id=flow_run_id, rendered=rendered, reused=reused, failed=failed)
         status = BatchStatus.finished if ok else BatchStatus.failed
         shot_db.finish_batch(session=s, flow_run_id=flow_run_id, status=status)

@@ -7,18 +7,17 @@ handed on for assembly the moment its last pair settles, while other shots are s
 
 from __future__ import annotations
 
-import ipaddress
-import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from cluster import ActorPool, PairJob, PairResult, PoolConfig, WorkerConfig, connect
+from cluster import ActorPool, PairJob, PairResult, PoolConfig, WorkerConfig, connect, on_this_machine
 from tasks.detect import ShotPlan
 from tasks.provenance import render_key
 from tasks.settings import Settings
-from tooncrafter_model.backend import BackendIdentity, identify
+from tooncrafter_model.backend import BackendIdentity, backend_spec, identify
+from tooncrafter_model.store import complete_frames
 
 
 @dataclass(frozen=True)
@@ -81,26 +80,9 @@ class ShotRenders:
         return not self.errors
 
 
-def _is_loopback(address: str | None) -> bool:
-    """A farm address off this machine means a networked cluster; everything else stays on 127.0.0.0/8."""
-    if not address:
-        return True
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: a networked farm
-
-
-def render_dir(store: Path, key: str) -> Path:
-    """Where the frames of render `key` live: content-addressed, shared by every shot and version."""
-    return store / "renders" / key[:2] / key
-
-
-def stored_frames(out_dir: Path, count: int) -> tuple[str, ...] | None:
-    """The frame paths of a finished render folder, or None if it is missing or incomplete."""
-    paths = tuple(str(out_dir / f"{i:04d}.png") for i in range(1, count + 1))
-    return paths if count and all(os.path.isfile(p) for p in paths) else None
+def _stored(out_dir: Path, count: int) -> tuple[str, ...] | None:
+    paths = complete_frames(out_dir, count)
+    return tuple(map(str, paths)) if paths is not None else None
 
 
 def plan_work(
@@ -120,7 +102,7 @@ def plan_work(
     done = finished([p.render_key for _, _, pairs in drafts for p in pairs])
     works = []
     for plan, identity, pairs in drafts:
-        stored = [stored_frames(p.out_dir, p.frames) if p.render_key in done else None for p in pairs]
+        stored = [_stored(p.out_dir, p.frames) if p.render_key in done else None for p in pairs]
         chosen = tuple(p if s is None else replace(p, job=None, stored=s) for p, s in zip(pairs, stored, strict=True))
         works.append(ShotWork(plan, identity, chosen))
     return works
@@ -136,7 +118,7 @@ def _pair_work(plan: ShotPlan, index: int, identity: BackendIdentity, settings: 
         hash_a=a.pixel_hash, hash_b=b.pixel_hash, identity=identity, times=pair.times, seed=shot.render.seed,
         prompt=shot.prompt, params=shot.render.params, sketch_hashes=[(t, s.pixel_hash) for t, s in sketches],
     )
-    out_dir = render_dir(settings.store, key)
+    out_dir = settings.store.render(key)
     job = PairJob(
         render_key=key, shot=shot.id, frame_a=str(a.path), frame_b=str(b.path), times=pair.times,
         out_dir=str(out_dir), seed=shot.render.seed, prompt=shot.prompt, priority=shot.priority,
@@ -147,12 +129,14 @@ def _pair_work(plan: ShotPlan, index: int, identity: BackendIdentity, settings: 
 
 def pool_configs(settings: Settings, backend: str) -> tuple[PoolConfig, WorkerConfig]:
     """The pool and worker configs for one backend, booked from the settings."""
+    spec = backend_spec(backend)
     backend_settings = settings.backend_settings(backend)
-    if backend in ("rife", "toon") and settings.device == "cpu":
+    if spec.device and settings.device == "cpu":
         backend_settings["threads"] = max(1, int(settings.actor_cpus))
     worker = WorkerConfig(
         backend=backend,
         backend_settings=backend_settings,
+        spec=spec,
         num_cpus=settings.actor_cpus,
         num_gpus=settings.actor_gpus,
         reason="from toonfarm settings (actor_cpus, actor_gpus)",
@@ -198,7 +182,7 @@ def render_shots(
             yield state[shot_id]
     if not needed_by:
         return
-    with connect(settings.ray_address, loopback=_is_loopback(settings.ray_address)):
+    with connect(settings.ray_address, loopback=on_this_machine(settings.ray_address)):
         for backend, by_key in jobs.items():
             pool_cfg, worker_cfg = pool_configs(settings, backend)
             with ActorPool(pool_cfg, worker_cfg) as pool:

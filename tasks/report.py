@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tasks.publish import ShotOutcome
+from tooncrafter_model.store import version_name
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def report_rows(batch: BatchReport) -> list[dict[str, object]]:
         {
             "shot": o.shot_id,
             "status": o.status,
-            "version": f"v{o.version:03d}" if o.version else "",
+            "version": version_name(o.version) if o.version else "",
             "frames": o.frame_count,
             "rendered": o.rendered,
             "reused": o.reused,

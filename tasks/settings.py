@@ -9,6 +9,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+import shot_db
+from tooncrafter_model.backend import backend_spec
+from tooncrafter_model.store import Store, shot_db_file
+
 
 class Limits(BaseModel):
     """Upper bounds on what a shot list and its media may ask for, checked when they are loaded and before
@@ -83,26 +87,22 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         """The shot DB's URL: the configured one, else a SQLite file inside the output root."""
-        return self.db or f"sqlite:///{(self.output_root / 'toonfarm.sqlite').resolve()}"
+        return self.db or shot_db.default_url(shot_db_file(self.output_root))
 
     @property
-    def store(self) -> Path:
-        """Content-addressed keyframes and renders shared by every shot and version."""
-        return self.output_root / "store"
+    def store(self) -> Store:
+        """Content-addressed keyframes, sketches and renders shared by every shot and version."""
+        return Store.under(self.output_root)
 
     def backend_settings(self, backend: str) -> dict[str, Any]:
-        """Settings handed to `load_backend` for `backend` on a worker."""
-        out: dict[str, Any] = {}
-        if backend in ("rife", "toon"):
-            out["device"] = self.device
-            if self.model_cache:
-                out["cache_dir"] = str(self.model_cache)
-        if backend == "toon":
-            out["dtype"] = self.toon_dtype
-            if self.toon_checkpoint:
-                out["checkpoint"] = str(self.toon_checkpoint)
-            if self.toon_sketch_checkpoint:
-                out["sketch_checkpoint"] = str(self.toon_sketch_checkpoint)
+        """What `load_backend(backend, ...)` is built with: the settings its registry entry names (and the
+        device, for one that runs on a device), then its `backend_options`."""
+        spec = backend_spec(backend)
+        out: dict[str, Any] = {"device": self.device} if spec.device else {}
+        for arg, setting in spec.settings.items():
+            value = getattr(self, setting)
+            if value is not None:
+                out[arg] = str(value) if isinstance(value, Path) else value
         return {**out, **self.backend_options.get(backend, {})}
 
     @classmethod

@@ -96,10 +96,11 @@ from pydantic_core import PydanticCustomError
 from tasks.colour import OcioTransform
 from tasks.editorial import CUT_SUFFIXES, CutError, Edit, read_cut, sidecar_of
 from tasks.settings import Limits
-from tooncrafter_model.backend import BACKENDS, check_params
+from tooncrafter_model.backend import BACKENDS, DEFAULT_BACKEND, check_params
+from tooncrafter_model.errors import UserError
 
 
-class ShotListError(ValueError):
+class ShotListError(UserError):
     """A shot list that cannot be used; the message names the file and the field, one line per problem."""
 
 
@@ -314,7 +315,7 @@ class Shot(_Model):
     start: FrameIndex | None = None
     end: FrameIndex | None = None
     prompt: str = ""
-    backend: Backend = "rife"
+    backend: Backend = DEFAULT_BACKEND
     render: RenderParams = Field(default_factory=RenderParams)
     lut: ListPath | None = None
     colour: Colour = Field(default_factory=Colour)

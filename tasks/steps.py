@@ -19,13 +19,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
 from cluster import PairResult
+from shot_db import ShotDB
 from tasks.detect import ShotPlan, detect_shot
 from tasks.publish import ShotOutcome, publish_shot
-from tasks.record import ResultRecorder, ShotDB, finished_keys, record_plans
+from tasks.record import ResultRecorder, finished_keys, record_plans
 from tasks.render import ShotRenders, ShotWork, plan_work, render_shots
 from tasks.report import BatchReport, report_markdown, report_rows
 from tasks.settings import Limits, Settings
 from tasks.shotlist import Shot, load_shotlist
+from tooncrafter_model.errors import is_transient
 
 progress = logging.getLogger("toonfarm.progress")
 
@@ -59,8 +61,8 @@ def plan_renders(plans: list[ShotPlan], settings: Settings, db: ShotDB, flow_run
 
 
 def _transient(task: Task[..., object], run: TaskRun, state: State[object]) -> bool:
-    """Retry what another try might fix (a full disk, a dropped DB connection), not bad input."""
-    return not isinstance(state.result(raise_on_failure=False), ValueError)
+    """Retry what the error's type says another try may fix (a dropped shot DB connection), nothing else."""
+    return is_transient(state.result(raise_on_failure=False))
 
 
 @task(

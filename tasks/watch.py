@@ -6,7 +6,6 @@ names the shots whose definition changed (source, range, backend, parameters, LU
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from tasks.media import MediaError, find_sequence
 from tasks.shotlist import Shot, ShotList, ShotListError, load_shotlist
+from tooncrafter_model.store import sha256_file
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,8 @@ class Change:
 
 def _digest(path: Path) -> str | None:
     try:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        return h.hexdigest()
-    except OSError:
+        return sha256_file(path)
+    except OSError:  # gone or unreadable: a change once it is back
         return None
 
 

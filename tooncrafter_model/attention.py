@@ -1,6 +1,6 @@
 """Attention building blocks shared by the UNet's spatial and temporal transformers.
 
-All attention runs through PyTorch SDPA with the default 1/sqrt(dim_head) scale (SPEC section 10.4).
+All attention runs through PyTorch SDPA with the default 1/sqrt(dim_head) scale, as the reference's attention uses.
 Module and parameter names equal the checkpoint's keys (`to_q`, `to_k_ip`, `ff.net.0.proj`, ...).
 """
 

@@ -1,4 +1,4 @@
-"""Loading ToonCrafter weights strictly, from the official `.ckpt` or our `.safetensors` (STYLE habit 5).
+"""Loading ToonCrafter weights strictly, from the official `.ckpt` or our `.safetensors`.
 
 `.ckpt` files are opened only with `torch.load(weights_only=True, mmap=True)`: a pickle that carries code is
 refused, never run. The key mapping is one pure function, `official_to_toonfarm`; our module names equal the
@@ -11,7 +11,6 @@ import json
 import os
 import pickle
 import struct
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,12 @@ from safetensors.torch import load_file
 from torch import nn
 
 from tooncrafter_model.config import ToonCrafterConfig
+from tooncrafter_model.errors import UserError
 from tooncrafter_model.pipeline import build_model
+from tooncrafter_model.store import atomic_write
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A weights file is unreadable, unsafe, or does not match the model exactly."""
 
 
@@ -165,19 +166,12 @@ def write_safetensors(
         offset += size
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)  # data starts 8-byte aligned
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(struct.pack("<Q", len(blob)))
-            f.write(blob)
-            for key in keys:
-                t = state_dict[key].detach().cpu().contiguous()
-                f.write(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        f.write(struct.pack("<Q", len(blob)))
+        f.write(blob)
+        for key in keys:
+            t = state_dict[key].detach().cpu().contiguous()
+            f.write(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
 
 
 def convert(

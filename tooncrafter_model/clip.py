@@ -1,9 +1,9 @@
-"""OpenCLIP ViT-H/14 towers as ToonCrafter uses them (SPEC 5.1, 5.2), matching open_clip 2.22's weights.
+"""OpenCLIP ViT-H/14 towers as ToonCrafter uses them , matching open_clip 2.22's weights.
 
 Text: token + positional embedding, all resblocks but the last under a causal mask, ln_final -> [N, 77, W].
 Image: squash-resize to 224 (bicubic, align_corners, Gaussian antialias when shrinking, like kornia), CLIP
 normalisation, ViT trunk; all 257 tokens before ln_post -> [N, 257, W]. We run batch-first; open_clip 2.22 ran
-sequence-first, which is the same maths (SPEC 10.20). The unused tensors of the checkpoint (text_projection,
+sequence-first, which is the same maths. The unused tensors of the checkpoint (text_projection,
 logit_scale, ln_post, proj, the image embedder's text-side embeddings) are kept so loading stays strict.
 """
 

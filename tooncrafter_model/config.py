@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
+from tooncrafter_model.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A configuration file or dict names an unsupported or inconsistent setting."""
 
 
@@ -191,7 +193,7 @@ class ToonCrafterConfig:
 
     @classmethod
     def parity_tiny(cls, frames: int = 8, image_hw: tuple[int, int] = (64, 64)) -> ToonCrafterConfig:
-        """The parity harness's reduced config: every module type, tiny widths (PARITY.md section 3)."""
+        """The parity harness's reduced config: every module type, tiny widths."""
         return cls(
             unet=UNetConfig(
                 model_channels=32,

@@ -1,4 +1,4 @@
-"""Zero-SNR v-prediction noise schedule and the DDIM update (SPEC 3, 7). Stateless: no loop, no network.
+"""Zero-SNR v-prediction noise schedule and the DDIM update (Song et al. 2021, Eq. 12). Stateless: no loop, no network.
 
 Schedule arrays are computed in float64 numpy and stored as float32, like the reference's buffers; DDIM's
 alpha_prev and sigma are computed in float64 from those float32 values and rounded to float32 per step.
@@ -69,7 +69,8 @@ def schedule_arrays(cfg: DDIMConfig) -> dict[str, torch.Tensor]:
 
 
 def ddim_timesteps(steps: int, num_timesteps: int = 1000, spacing: str = "uniform_trailing") -> np.ndarray:
-    """Ascending DDPM timesteps a DDIM run visits (SPEC 7): trailing ends at T-1, uniform starts at 1."""
+    """Ascending DDPM timesteps a DDIM run visits: trailing ends at T-1 (Lin et al. 2024: sample from the
+    last timestep), uniform starts at 1."""
     if not 0 < steps <= num_timesteps:
         raise ValueError(f"steps must be in 1..{num_timesteps}, got {steps}")
     if spacing == "uniform_trailing":
@@ -111,7 +112,7 @@ class DDIMSchedule:
         """Per-step coefficients in ascending-timestep order (index i belongs to timesteps[i]).
 
         alpha_prev of the smallest timestep is alpha_bar[0] (not 1), so the last step still adds noise
-        when eta > 0 (SPEC 10.11). scale_prev of the smallest timestep is its own scale.
+        when eta > 0, as the reference does. scale_prev of the smallest timestep is its own scale.
         """
         ts = self.timesteps(n, spacing)
         ac32 = self.alphas_cumprod.numpy()
@@ -156,7 +157,7 @@ class DDIMSchedule:
         # 1. v -> (eps, x0) with the full-schedule buffers at the integer t
         eps = self.v_to_eps(v, x, t)
         x0 = self.v_to_x0(v, x, t)
-        # 2. dynamic rescale of x0 (SPEC 10.13)
+        # 2. rescale x0 by the schedule's per-step scale (the reference's scale_arr)
         x0 = x0 * (table["scale_prev"][index] / table["scale"][index]).to(x)
         # 3. x_prev = sqrt(a_prev) x0 + sqrt(1 - a_prev - sigma^2) eps + sigma z
         dir_xt = (1.0 - a_prev - sigma**2).sqrt() * eps

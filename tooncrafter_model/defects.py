@@ -15,16 +15,17 @@ dailies), made at a chosen strength:
 |           | colour around it, in every in-between                                  |                             |
 
 The seed picks the offset's direction, the frame that flickers or jumps, the displacement field and
-the part that vanishes: the same seed gives the same defect.
+the part that vanishes: the same seed gives the same defect. OpenCV is imported where it is used (as in
+frames.py): the backend registry reads `DEFECTS`, and checking a shot list must not pay for loading it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
+from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import Frame
 
 DEFECTS = ("tone", "flicker", "ghost", "lines", "vanish")
@@ -33,12 +34,12 @@ _LIMITS = {"tone": 100.0, "flicker": 1.0, "ghost": 1.0, "lines": 0.5, "vanish": 
 
 
 def check_defect(defect: str, strength: float) -> None:
-    """Raise ValueError naming the defect or strength that `inject` would not accept."""
+    """Raise UserError naming the defect or strength that `inject` would not accept."""
     if defect not in DEFECTS:
-        raise ValueError(f"unknown defect {defect!r}; choose one of {', '.join(DEFECTS)}")
+        raise UserError(f"unknown defect {defect!r}; choose one of {', '.join(DEFECTS)}")
     limit = _LIMITS[defect]
     if not 0.0 < float(strength) <= limit:
-        raise ValueError(f"defect_strength for {defect} must be in (0, {limit:g}], got {strength!r}")
+        raise UserError(f"defect_strength for {defect} must be in (0, {limit:g}], got {strength!r}")
 
 
 def inject(
@@ -90,10 +91,14 @@ def inject(
 
 
 def _to_lab(frame: Frame) -> np.ndarray:
+    import cv2
+
     return cv2.cvtColor(frame.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2Lab)
 
 
 def _from_lab(lab: np.ndarray) -> Frame:
+    import cv2
+
     rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
     return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
@@ -107,6 +112,8 @@ def _blend(frame: Frame, other: Frame, weight: float, mask: np.ndarray | None = 
 def _jump(frame: Frame, strength: float, rng: np.random.Generator) -> Frame:
     """Warp by a smooth random field (a few bumps across the frame) whose largest shift is `strength`
     of the short side."""
+    import cv2
+
     h, w = frame.shape[:2]
     cell = max(4, min(h, w) // 4)
     coarse = rng.normal(size=(2, h // cell + 2, w // cell + 2)).astype(np.float32)
@@ -118,6 +125,8 @@ def _jump(frame: Frame, strength: float, rng: np.random.Generator) -> Frame:
 
 def _regions(frame: Frame, colour: np.ndarray) -> list[np.ndarray]:
     """Compact regions of `colour` (ΔE76 <= 6) away from the frame's border, largest first."""
+    import cv2
+
     h, w = frame.shape[:2]
     near = (np.linalg.norm(_to_lab(frame) - colour, axis=2) <= 6.0).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(near, connectivity=8)
@@ -148,6 +157,8 @@ def _shared_part_colour(frame_a: Frame, frame_b: Frame, rng: np.random.Generator
 
 def _painted_over(frame: Frame, part: np.ndarray) -> Frame:
     """`frame` with `part` filled with the colour most of its surroundings have (the paint behind it)."""
+    import cv2
+
     ring = cv2.dilate(part, np.ones((7, 7), np.uint8)).astype(bool) & ~part.astype(bool)
     out = frame.copy()
     out[part.astype(bool)] = np.median(frame[ring], axis=0).astype(np.uint8)
@@ -156,6 +167,8 @@ def _painted_over(frame: Frame, part: np.ndarray) -> Frame:
 
 def _part(frame: Frame, colour: np.ndarray) -> np.ndarray | None:
     """The largest region of `colour` with its outline, as a mask."""
+    import cv2
+
     regions = _regions(frame, colour)
     if not regions:
         return None

@@ -1,4 +1,5 @@
-"""ToonCrafter's dual-reference video decoder and the first stage that wraps it (SPEC 6.2).
+"""ToonCrafter's dual-reference video decoder and the first stage that wraps it (ToonCrafter paper,
+"dual-reference-based 3D decoder").
 
 An SVD-style conv-only temporal decoder: every ResnetBlock is a VideoResBlock (2D block, then a (3,1,1)
 time_stack, blended by sigmoid(mix_factor)); features of the two keyframes from the encoder are injected by
@@ -195,7 +196,7 @@ class AutoencoderKLDualRef(nn.Module):
         self.encoder = Encoder(cfg)
         self.decoder = DualRefDecoder(cfg)
         self.quant_conv = nn.Conv2d(2 * cfg.z_channels, 2 * cfg.embed_dim, 1)
-        # SPEC 10.1: the reference skips it whenever decode gets ref_context, which it always does
+        # the reference skips it whenever decode gets ref_context, which it always does
         self.post_quant_conv = nn.Conv2d(cfg.embed_dim, cfg.z_channels, 1)
 
     def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -208,7 +209,7 @@ class AutoencoderKLDualRef(nn.Module):
     ) -> torch.Tensor:
         """Scaled latents [B, z, T, h, w] -> [B, 3, T, H, W], each clip decoded in chunks of `chunk` frames.
 
-        `chunk` is part of the numerics (SPEC 6.2: each call adds the keyframe features to its own ends);
+        `chunk` is part of the numerics (each call adds the keyframe features to its own ends);
         `frames` only bounds memory: the per-frame layers take that many frames at a time.
         """
         clips = []

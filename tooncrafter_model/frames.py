@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from tooncrafter_model.errors import UserError
+from tooncrafter_model.store import atomic_write
 
 Frame = np.ndarray  # HxWx3, uint8, RGB
 
@@ -66,14 +68,8 @@ def write_frame(path: str | os.PathLike[str], frame: Frame) -> Path:
     ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(check_frame(frame)), cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f"{p}: PNG encoding failed")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(p) as f:
+        f.write(buf.tobytes())
     return p
 
 
@@ -83,7 +79,7 @@ RGB = tuple[int, int, int]
 IMAGE_FORMATS = ("PNG", "JPEG", "TIFF", "TGA", "BMP")
 
 
-class ImageError(ValueError):
+class ImageError(UserError):
     """An image that cannot be used; `reason` says why without the path (callers name the file their own way)."""
 
     def __init__(self, path: Path, reason: str) -> None:

@@ -1,4 +1,4 @@
-"""The parity-harness adapter (PARITY.md section 5): every stage of our implementation behind one small API.
+"""The parity-harness adapter: every stage of our implementation behind one small API.
 
 `Adapter(cfg, state_dict)` takes the reference-style config dict and a parameters-only state dict, builds our
 model, computes the schedule buffers itself and loads strictly. All methods run float32 on CPU with B = 1.

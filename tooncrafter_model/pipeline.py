@@ -1,4 +1,5 @@
-"""The whole ToonCrafter model (`build_model`) and the interpolation pipeline that runs it (SPEC 1, 7, 8).
+"""The whole ToonCrafter model (`build_model`) and the interpolation pipeline that runs it, as the
+reference's `run.sh` does.
 
 `ToonCrafterModel`'s attribute names are the checkpoint's top-level prefixes (`model.diffusion_model`,
 `first_stage_model`, `cond_stage_model`, `embedder`, `image_proj_model`, plus the 13 schedule buffers), so the
@@ -28,7 +29,7 @@ from tooncrafter_model.unet import UNet
 from tooncrafter_model.vae import sample_posterior, split_posterior
 
 OnStep = Callable[[dict[str, Any]], None]
-# (x_t [B, 4, T, h, w], t [B], context [B, L, C]) -> the UNet's control residuals in (b t) layout (SPEC 9)
+# (x_t [B, 4, T, h, w], t [B], context [B, L, C]) -> the UNet's control residuals in (b t) layout
 Control = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Sequence[torch.Tensor]]
 # the conditioning towers: used once per interpolation, before sampling, so they can wait on the CPU
 TOWERS = ("cond_stage_model", "embedder", "image_proj_model")
@@ -99,7 +100,7 @@ def build_model(
 
 @dataclass(frozen=True)
 class SamplingNoise:
-    """Every random tensor of one run, in the order the reference consumes them (SPEC 8.2)."""
+    """Every random tensor of one run, in the order the reference consumes them."""
 
     vae: torch.Tensor  # posterior noise for all T frames [T, 4, h, w]
     x_T: torch.Tensor  # [1, 4, T, h, w]
@@ -117,6 +118,14 @@ class SamplingNoise:
         return cls(vae, x_t, per_step)
 
 
+def cover(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) `size` scaled to cover `target`: the smallest scaled size that contains it (the reference
+    resizes so, then centre-crops)."""
+    (h, w), (th, tw) = size, target
+    scale = max(th / h, tw / w)
+    return max(th, round(h * scale)), max(tw, round(w * scale))
+
+
 def preprocess_keyframe(frame: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """uint8 HxWx3 of any size -> [3, H, W] float in [-1, 1]: scale to cover `size` (antialiased), center-crop.
 
@@ -128,8 +137,7 @@ def preprocess_keyframe(frame: np.ndarray, size: tuple[int, int]) -> torch.Tenso
         raise ValueError(f"keyframe must be an HxWx3 uint8 array, got {got}")
     th, tw = size
     h, w = frame.shape[:2]
-    scale = max(th / h, tw / w)
-    rh, rw = max(th, round(h * scale)), max(tw, round(w * scale))
+    rh, rw = cover((h, w), size)
     x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float() / 255.0
     if (rh, rw) != (h, w):
         x = F.interpolate(x, size=(rh, rw), mode="bilinear", align_corners=False, antialias=True).clamp(0.0, 1.0)
@@ -139,7 +147,7 @@ def preprocess_keyframe(frame: np.ndarray, size: tuple[int, int]) -> torch.Tenso
 
 
 def postprocess_video(video: torch.Tensor) -> np.ndarray:
-    """[1, 3, T, H, W] in [-1, 1] -> [T, H, W, 3] uint8, truncating like the reference (SPEC 8.3)."""
+    """[1, 3, T, H, W] in [-1, 1] -> [T, H, W, 3] uint8, truncating like the reference."""
     x = (video[0].float().clamp(-1.0, 1.0) + 1.0) / 2.0 * 255.0
     return x.to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
 
@@ -324,7 +332,8 @@ class ToonCrafterPipeline:
         s: DDIMConfig,
         control: Control | None = None,
     ) -> torch.Tensor:
-        """Guided v at integer timestep t: CFG on v, then guidance rescale (SPEC 7, steps 1-3).
+        """Guided v at integer timestep t: CFG on v, then guidance rescale (Lin et al. 2024, "rescale
+        classifier-free guidance").
 
         The control residuals are computed once, with the conditional context, and added in both branches.
         """
@@ -353,7 +362,7 @@ class ToonCrafterPipeline:
         on_step: OnStep | None = None,
         control: Control | None = None,
     ) -> torch.Tensor:
-        """DDIM from x_T down to alpha_bar[0] (SPEC 7); calls on_step({step, total, t, x0_pred, latents})."""
+        """DDIM from x_T down to alpha_bar[0]; calls on_step({step, total, t, x0_pred, latents})."""
         table = self.schedule.table(s.steps, s.eta, s.spacing)
         x = x_t.to(self.device, torch.float32)
         for i, index in enumerate(reversed(range(s.steps))):

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, fields
 import cv2
 import numpy as np
 
+from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import Frame
 
 SCORES = ("tone", "flicker", "ghost", "lines", "vanish")
@@ -61,7 +62,7 @@ class QAThresholds:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"QAThresholds.{f.name}: must be a number > 0, got {value!r}")
+                raise UserError(f"QAThresholds.{f.name}: must be a number > 0, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The image-prompt Resampler (SPEC 5.3): CLIP image tokens -> 16 learned query tokens per frame.
+"""The image-prompt Resampler (Flamingo's Perceiver Resampler, Alayrac et al. 2022): CLIP image tokens ->
+16 learned query tokens per frame.
 
 A Perceiver: learned latents [1, 16*T, dim] attend over concat(image tokens, latents) in `depth` layers of
 (attention, feed-forward), each with a residual; then proj_out and norm_out. Tokens 16f..16f+15 condition frame f.

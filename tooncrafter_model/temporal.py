@@ -1,7 +1,7 @@
 """The UNet's temporal layers: the 4-stage temporal conv inside every ResBlock and the temporal transformer.
 
 Both work on [B, C, T, H, W]. Their GroupNorms see the whole clip (groups span T, H and W), and zero padding
-in time is the only positional signal: there is no positional embedding and no mask (SPEC 4.3, 4.5).
+in time is the only positional signal: there is no positional embedding and no mask.
 """
 
 from __future__ import annotations

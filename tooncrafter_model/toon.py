@@ -11,7 +11,8 @@ the keyframes. This adapter handles the foreign conventions:
 - **Time.** Generated frame i sits at time i/(T-1). Each requested time takes the nearest generated interior
   frame (1..T-2), never a blend of two: blending neighbours of a cartoon cross-dissolves two drawings into a
   double-exposed ghost, while a repeated drawing is how animation is timed anyway (on 2s, on 3s).
-- **Sketches** (`sketches={t: frame}`) go to the nearest generated frame as the sketch encoder's hint (SPEC 9).
+- **Sketches** (`sketches={t: frame}`) go to the nearest generated frame as the sketch encoder's hint (a
+  ControlNet-style adapter, see sketch.py).
 
 Output is a pure function of (keyframes, prompt, seed, params, settings): the noise is drawn from a CPU generator
 seeded with `seed`, the same on every device.
@@ -22,11 +23,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,22 +35,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tooncrafter_model.backend import BackendIdentity, OnStep, check_params, check_request, config_hash
+from tooncrafter_model.backend import (
+    BACKENDS,
+    BackendError,
+    BackendIdentity,
+    Interpolator,
+    Param,
+    Request,
+    check_params,
+    config_hash,
+    settings_from,
+)
 from tooncrafter_model.checkpoint import load_strict
 from tooncrafter_model.config import ToonCrafterConfig, from_yaml
 from tooncrafter_model.ddim import schedule_arrays
-from tooncrafter_model.frames import Frame, Frames, check_frame
+from tooncrafter_model.frames import Frame, Frames
 from tooncrafter_model.pipeline import (
     TOWERS,
     SamplingNoise,
     ToonCrafterModel,
     ToonCrafterPipeline,
     build_model,
+    cover,
     keyframe_clip,
 )
 from tooncrafter_model.sketch import DEFAULT_SCALE, SketchControl, SketchEncoder, sketch_hint
+from tooncrafter_model.store import sha256_file, write_json
 from tooncrafter_model.tokenizer import BPETokenizer
-from tooncrafter_model.weights import default_cache_dir, sha256_file
+from tooncrafter_model.weights import default_cache_dir
 
 PRESETS = {"official_512": ToonCrafterConfig.official_512, "parity_tiny": ToonCrafterConfig.parity_tiny}
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -65,26 +77,6 @@ NO_CHECKPOINT = (
 # ---------------------------------------------------------------------------------------------------
 # Settings
 # ---------------------------------------------------------------------------------------------------
-
-
-def _number(name: str, value: Any, kind: type, low: float, high: float = math.inf) -> Any:
-    """`value` as int/float within [low, high], else one ValueError line naming `name`."""
-    ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
-        ok_type = ok_type and float(value).is_integer()
-    if not ok_type or not (low <= float(value) <= high):
-        span = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
-        raise ValueError(f"toon: {name} must be {'an integer' if kind is int else 'a number'} {span}, got {value!r}")
-    return kind(value)
-
-
-def check_sampling(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Validated per-shot sampling values (steps, eta, cfg, rescale, fs, sketch_scale) as int/float."""
-    limits: dict[str, tuple[type, float, float]] = {
-        "steps": (int, 1, 1000), "eta": (float, 0, math.inf), "cfg": (float, 0, math.inf),
-        "rescale": (float, 0, 1), "fs": (int, 1, 1000), "sketch_scale": (float, 0, math.inf),
-    }
-    return {k: _number(k, v, *limits[k]) for k, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -103,6 +95,7 @@ class ToonSettings:
     decode_frames: int = 4  # frames the decoder's per-frame layers take at once: peak memory, not pixels
     threads: int | None = None  # torch CPU threads of this process
     cache_dir: str | None = None  # model cache (tokenizer vocabulary, checkpoint sha256 memo)
+    # defaults of the per-shot parameters (run.sh's), which the registry lists with their ranges
     steps: int = 50
     eta: float = 1.0
     cfg: float = 7.5
@@ -114,33 +107,28 @@ class ToonSettings:
 
     @classmethod
     def parse(cls, settings: Mapping[str, Any]) -> ToonSettings:
-        """Settings from keyword arguments; unknown names and bad values raise one ValueError line."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ValueError(f"toon: unknown setting {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        s = cls(**settings)
-        check_sampling(s.sampling())
+        """Settings from keyword arguments; unknown names and bad values raise one BackendError line."""
+        s = settings_from(cls, "toon", settings)
+        check_params("toon", s.sampling())
         if s.dtype not in DTYPES:
-            raise ValueError(f"toon: dtype must be one of {', '.join(DTYPES)}, got {s.dtype!r}")
+            raise BackendError(f"toon: dtype must be one of {', '.join(DTYPES)}, got {s.dtype!r}")
         if s.fit not in FITS:
-            raise ValueError(f"toon: fit must be one of {', '.join(FITS)}, got {s.fit!r}")
-        if s.threads is not None:
-            _number("threads", s.threads, int, 1)
-        _number("decode_frames", s.decode_frames, int, 1)
-        if s.random_weights_seed is not None:
-            _number("random_weights_seed", s.random_weights_seed, int, 0)
+            raise BackendError(f"toon: fit must be one of {', '.join(FITS)}, got {s.fit!r}")
+        for name, low, value in (("threads", 1, s.threads), ("decode_frames", 1, s.decode_frames),
+                                 ("random_weights_seed", 0, s.random_weights_seed)):
+            if value is not None:
+                Param(int, low).check("toon", name, value)
         if s.checkpoint is None and s.random_weights_seed is None:
-            raise ValueError(NO_CHECKPOINT)
+            raise BackendError(NO_CHECKPOINT)
         for name in ("checkpoint", "sketch_checkpoint"):
             path = getattr(s, name)
             if path is not None and not Path(path).is_file():
-                raise ValueError(f"{path}: no such checkpoint file ({name})")
+                raise BackendError(f"{path}: no such checkpoint file ({name})")
         return s
 
     def sampling(self) -> dict[str, Any]:
-        """The default per-shot values (run.sh's), overridden per call by `params`."""
-        return {k: getattr(self, k) for k in (*SAMPLER_PARAMS, "sketch_scale")}
+        """The default per-shot values, overridden per call by `params`: one per parameter the registry lists."""
+        return {k: getattr(self, k) for k in BACKENDS["toon"].params}
 
     def model_config(self) -> ToonCrafterConfig:
         """The typed model config: a preset by name, else the YAML at `config`."""
@@ -176,11 +164,7 @@ def cached_sha256(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str
         return str(entry["sha256"])
     digest = sha256_file(p)
     memo[str(p)] = {**stamp, "sha256": digest}
-    memo_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=SHA_MEMO, suffix=".part", dir=memo_path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(memo, f, indent=1, sort_keys=True)
-    os.replace(tmp, memo_path)  # concurrent writers: the last one wins, every entry it holds is right
+    write_json(memo_path, memo, indent=1)  # concurrent writers: the last one wins, every entry it holds is right
     return digest
 
 
@@ -239,8 +223,7 @@ class Fit:
             s = min(th / h, tw / w)
             rh, rw = min(th, max(1, round(h * s))), min(tw, max(1, round(w * s)))
             return cls(mode, size, model, (rh, rw), (th - rh) // 2, (tw - rw) // 2)
-        s = max(th / h, tw / w)  # the same arithmetic as pipeline.preprocess_keyframe
-        rh, rw = max(th, round(h * s)), max(tw, round(w * s))
+        rh, rw = cover(size, model)
         return cls(mode, size, model, (rh, rw), (rh - th) // 2, (rw - tw) // 2)
 
     def to_model(self, x: torch.Tensor, fill: str = "replicate") -> torch.Tensor:
@@ -287,7 +270,7 @@ def _to_unit(frame: Frame) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 
 
-class ToonBackend:
+class ToonBackend(Interpolator):
     """ToonCrafter (official checkpoint, strict load) as a farm backend; see the module docstring."""
 
     name = "toon"
@@ -350,29 +333,16 @@ class ToonBackend:
 
     # -- interpolation -----------------------------------------------------------------------------
 
-    def interpolate(
-        self,
-        frame_a: Frame,
-        frame_b: Frame,
-        times: Sequence[float],
-        *,
-        seed: int = 0,
-        prompt: str = "",
-        sketches: dict[float, Frame] | None = None,
-        params: Mapping[str, Any] | None = None,
-        on_step: OnStep | None = None,
-        noise: SamplingNoise | None = None,
-    ) -> Frames:
+    def render(self, request: Request, noise: SamplingNoise | None = None) -> Frames:
         """One frame per t in `times`, each the nearest generated frame; `noise` replaces the seeded draw."""
         start = time.perf_counter()
-        # 0. defaults and checks
-        check_request(frame_a, frame_b, times)
-        check_params(self.name, params)
-        values = {**self.settings.sampling(), **check_sampling(dict(params or {}))}
+        # 0. defaults (the request is checked already)
+        frame_a, frame_b, times, seed = request.frame_a, request.frame_b, request.times, request.seed
+        values = {**self.settings.sampling(), **request.params}
         ddim = replace(self.pipe.settings(), **{field: values[k] for k, field in SAMPLER_PARAMS.items()})
         cfg, frames = self.config, self.config.frames
         fit = Fit.plan(self.settings.fit, frame_a.shape[:2], cfg.image_size)
-        control, sketch_meta = self._control(sketches, fit, frame_a.shape, values["sketch_scale"])
+        control, sketch_meta = self._control(request.sketches, fit, values["sketch_scale"])
         if not times:
             return Frames(meta={"backend": self.name, "frames_generated": 0})
         # 1. keyframes -> the model's clip in [-1, 1]
@@ -385,7 +355,7 @@ class ToonBackend:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         # 3. generate T frames
-        out = self.pipe.generate(video, prompt, ddim, noise, on_step, control)
+        out = self.pipe.generate(video, request.prompt, ddim, noise, request.on_step, control)
         if not bool(torch.isfinite(out).all()):
             raise ValueError(f"toon: the model produced non-finite values (dtype {self.settings.dtype}); try fp32")
         # 4. retime to the requested times, back to the input's size, uint8 (truncating, like the reference)
@@ -405,25 +375,21 @@ class ToonBackend:
         return Frames([np.ascontiguousarray(p) for p in pixels], meta)
 
     def _control(
-        self, sketches: Mapping[float, Frame] | None, fit: Fit, shape: tuple[int, ...], scale: float
+        self, sketches: Mapping[float, Frame], fit: Fit, scale: float
     ) -> tuple[SketchControl | None, dict[str, object]]:
         """The sketch encoder's control for this clip (None when no sketch or scale 0) and its meta."""
         if not sketches:
             return None, {}
         if self.sketch_encoder is None:
-            raise ValueError("toon: sketches need the sketch encoder: set sketch_checkpoint (sketch_encoder.ckpt)")
+            raise BackendError("toon: sketches need the sketch encoder: set sketch_checkpoint (sketch_encoder.ckpt)")
         frames = self.config.frames
         at: dict[int, float] = {}
         hints = torch.zeros(frames, 1, *self.config.image_size)
         for t, sketch in sorted(sketches.items()):
             what = f"sketch at t={float(t):g}"
-            if not 0.0 < float(t) < 1.0:
-                raise ValueError(f"toon: {what}: times must lie strictly between 0 and 1")
-            if check_frame(sketch, what).shape != shape:
-                raise ValueError(f"toon: {what} is {sketch.shape[:2]}, the keyframes are {shape[:2]}")
             i = nearest_frame(t, frames)
             if i in at:
-                raise ValueError(f"toon: sketches at t={at[i]:g} and t={float(t):g} fall on the same frame {i}")
+                raise BackendError(f"toon: sketches at t={at[i]:g} and t={float(t):g} fall on the same frame {i}")
             at[i] = float(t)
             hints[i] = fit.to_model(sketch_hint(sketch, what)[None], fill="zeros")[0]
         meta: dict[str, object] = {"sketch_frames": sorted(at)}
@@ -436,9 +402,9 @@ def _device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"toon: device {name!r} is not a torch device ({exc})") from None
+        raise BackendError(f"toon: device {name!r} is not a torch device ({exc})") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"toon: device {name!r} requested but torch sees no CUDA device")
+        raise BackendError(f"toon: device {name!r} requested but torch sees no CUDA device")
     return device
 
 

@@ -1,4 +1,4 @@
-"""The 3D denoising UNet (DynamiCrafter's `UNetModel` as ToonCrafter uses it; SPEC section 4).
+"""The 3D denoising UNet (DynamiCrafter's `UNetModel` as ToonCrafter uses it).
 
 Frames are folded into the batch, [(B*T), C, H, W], everywhere except inside the temporal layers. Attribute
 names equal the checkpoint's keys (`input_blocks.1.0.temopral_conv...`), so loading needs no rename table.
@@ -25,7 +25,8 @@ from tooncrafter_model.vae import Upsample  # the same nearest-x2 + conv as the 
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding [cos(t f), sin(t f)], f_i = exp(-ln(max_period) i / half) (SPEC 4.1, 10.2)."""
+    """Sinusoidal embedding [cos(t f), sin(t f)], f_i = exp(-ln(max_period) i / half); cos first, in the
+    reference's order."""
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t[:, None].float() * freqs[None]
@@ -56,7 +57,7 @@ def per_frame_context(context: torch.Tensor, frames: int, text_tokens: int = 77,
 class ResBlock(nn.Module):
     """GN-SiLU-conv, + time embedding as a per-channel bias, GN-SiLU-conv, skip; then the temporal conv.
 
-    `temporal=False` leaves the temporal conv out (the 2D block of the sketch encoder, SPEC 9).
+    `temporal=False` leaves the temporal conv out (the 2D block of the sketch encoder).
     """
 
     def __init__(self, channels: int, emb_channels: int, out_channels: int, temporal: bool = True) -> None:
@@ -83,7 +84,7 @@ class ResBlock(nn.Module):
 
 
 class SpatialTransformer(nn.Module):
-    """Per-frame transformer over the h*w tokens with text+image cross-attention (SPEC 4.4)."""
+    """Per-frame transformer over the h*w tokens with text+image cross-attention."""
 
     def __init__(
         self,
@@ -200,7 +201,7 @@ class UNet(nn.Module):
     def embed(
         self, timesteps: torch.Tensor, fs: torch.Tensor | None, batch: int, frames: int, dtype: torch.dtype
     ) -> torch.Tensor:
-        """time_embed(E(t)) + fps_embedding(E(fs)), repeated per frame -> [(B*T), 4*mc] (SPEC 4.1)."""
+        """time_embed(E(t)) + fps_embedding(E(fs)), repeated per frame -> [(B*T), 4*mc]."""
         mc = self.cfg.model_channels
         if timesteps.ndim == 0 or timesteps.shape[0] != batch:
             timesteps = timesteps.reshape(-1).expand(batch)
@@ -236,7 +237,7 @@ class UNet(nn.Module):
     ) -> torch.Tensor:
         """Up path: concat [h, skip] (h first) per block, then the output head.
 
-        `control` (SPEC 9): one residual per skip plus one for the middle output, in push order
+        `control` (the sketch encoder's): one residual per skip plus one for the middle output, in push order
         [skip_0, ..., skip_N, middle]; each is added before its tensor is used.
         """
         skips = list(skips)

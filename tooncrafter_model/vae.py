@@ -1,7 +1,8 @@
 """The SD KL-f8 encoder with per-level hidden states, and the 2D blocks the dual-reference decoder reuses.
 
-SPEC 6.1: GroupNorm eps 1e-6 and swish everywhere; Downsample pads (0,1,0,1) then convolves with stride 2;
-the posterior clamps logvar to [-30, 20]. Attribute names equal the checkpoint's keys.
+As in Stable Diffusion 2's KL-f8 autoencoder: GroupNorm eps 1e-6 and swish everywhere; Downsample pads
+(0,1,0,1) then convolves with stride 2; the posterior clamps logvar to [-30, 20]. Attribute names equal the
+checkpoint's keys.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class _Mid(nn.Module):
 
 
 class Encoder(nn.Module):
-    """[N, 3, H, W] -> moments [N, 2*z, H/8, W/8] plus 5 hidden states (SPEC 6.1)."""
+    """[N, 3, H, W] -> moments [N, 2*z, H/8, W/8] plus 5 hidden states."""
 
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
@@ -159,5 +160,5 @@ def split_posterior(moments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def sample_posterior(mean: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """z = mean + exp(logvar / 2) * noise (a sample, not the mean: SPEC 10.9)."""
+    """z = mean + exp(logvar / 2) * noise (a sample, not the mean, as the reference encodes)."""
     return mean + torch.exp(0.5 * logvar) * noise

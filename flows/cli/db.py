@@ -13,9 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.cli.options import DbOpt, JsonOpt, OutputRootOpt, resolve_settings
+from shot_db import ShotDB
 from shot_db.records import Lineage, RenderInfo, VersionInfo
 from tasks.history import lineage_of, shot_versions
-from tasks.record import ShotDB
+from tasks.record import open_db
+from tooncrafter_model.store import version_name
 
 app = typer.Typer()
 db_app = typer.Typer(no_args_is_help=True, help="The shot DB itself.")
@@ -34,8 +36,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _open(output_root: Path | None, db: str | None) -> ShotDB:
-    return ShotDB(resolve_settings(output_root=output_root, db=db).db_url)
+def _open(output_root: Path | None, db: str | None, *, migrate: bool = False) -> ShotDB:
+    """Reads never migrate: a shot DB behind this code is refused, naming `toonfarm db upgrade`."""
+    return open_db(resolve_settings(output_root=output_root, db=db).db_url, migrate=migrate)
 
 
 def _when(value: datetime | None) -> str:
@@ -58,7 +61,7 @@ def history(
     table = Table("version", "created", "frames", "pairs", "backend", "flow run", "video")
     for v in versions:
         backends = sorted({r.backend for r in v.renders}) or ["-"]
-        table.add_row(f"v{v.number:03d}", _when(v.created_at), str(v.frame_count), str(len(v.renders)),
+        table.add_row(version_name(v.number), _when(v.created_at), str(v.frame_count), str(len(v.renders)),
                       ", ".join(backends), v.flow_run_id or "-", v.mp4_path)
     Console().print(table)
 
@@ -76,7 +79,7 @@ def _describe_render(r: RenderInfo) -> list[str]:
 
 def _describe(found: Lineage) -> list[str]:
     v: VersionInfo = found.version
-    lines = [f"{v.show}/{v.sequence}/{v.code} v{v.number:03d}  made {_when(v.created_at)}  flow run {v.flow_run_id or '-'}"]
+    lines = [f"{v.show}/{v.sequence}/{v.code} {version_name(v.number)}  made {_when(v.created_at)}  flow run {v.flow_run_id or '-'}"]
     if found.frame is None:
         lines.append(f"  video      {v.mp4_path}  sha256 {v.mp4_sha256}")
         for r in v.renders:
@@ -111,6 +114,6 @@ def lineage(
 
 @db_app.command()
 def upgrade(output_root: OutputRootOpt = None, db: DbOpt = None) -> None:
-    """Migrate the shot DB to the current schema (every run does this too)."""
-    with _open(output_root, db) as database:
+    """Migrate the shot DB to the current schema (`render` and `demo` do this too; reads never do)."""
+    with _open(output_root, db, migrate=True) as database:
         typer.echo(f"shot DB at {database.url} is at the current schema")

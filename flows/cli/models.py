@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from tooncrafter_model.errors import UserError
+
 app = typer.Typer(no_args_is_help=True)
 
 
@@ -21,7 +23,7 @@ def convert(
     from tooncrafter_model.config import from_yaml
 
     if output.suffix != ".safetensors":
-        raise ValueError(f"{output}: output must end in .safetensors")
+        raise UserError(f"{output}: output must end in .safetensors")
     cfg = from_yaml(config) if config else None
     n = convert_checkpoint(checkpoint, output, cfg)
     typer.echo(f"wrote {output} ({n} tensors, checked strictly)")

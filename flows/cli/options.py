@@ -13,6 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from tasks.settings import Settings
+from tooncrafter_model.errors import TransientError, UserError
 
 ShotListArg = Annotated[
     Path, typer.Argument(help="Shot list: a .yaml or .csv file, or an editorial cut (.otio, .edl).", show_default=False)
@@ -51,17 +52,17 @@ def parse_defaults(pairs: list[str] | None) -> dict[str, Any] | None:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--default expects KEY=VALUE, got {pair!r}")
+            raise UserError(f"--default expects KEY=VALUE, got {pair!r}")
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError:
-            raise ValueError(f"--default {key}: not a value: {text!r}") from None
+            raise UserError(f"--default {key}: not a value: {text!r}") from None
         *parents, last = key.strip().split(".")
         node = out
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ValueError(f"--default {key}: {part} is given a value and fields at once")
+                raise UserError(f"--default {key}: {part} is given a value and fields at once")
         node[last] = value
     return out
 
@@ -74,7 +75,7 @@ def resolve_settings(**cli: Any) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "settings"
-        raise ValueError(f"setting {field}: {err['msg']} (got {err.get('input')!r})") from None
+        raise UserError(f"setting {field}: {err['msg']} (got {err.get('input')!r})") from None
 
 
 def runtime_defaults(*, verbose: bool = False) -> None:
@@ -90,14 +91,24 @@ def runtime_defaults(*, verbose: bool = False) -> None:
         os.environ.setdefault("RAY_LOGGER_LEVEL", "error")
 
 
+class PrefectUnavailable(TransientError):
+    """Prefect's temporary API did not start in time (a machine busy with other work)."""
+
+
 @contextmanager
 def serverless() -> Iterator[None]:
     """Prefect tuned for a run without a server: no flow heartbeats (nothing would watch them, and
-    stopping their thread costs up to a second per flow run). With a server, nothing changes."""
+    stopping their thread costs up to a second per flow run). With a server, nothing changes. A temporary
+    API that does not start in time is a transient failure, not a bug."""
     from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     if PREFECT_API_URL.value():
         yield
         return
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
+    try:
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+    except RuntimeError as exc:  # Prefect says this with a bare RuntimeError; its message is the only mark
+        if not str(exc).startswith("Timed out while attempting to connect to ephemeral Prefect API server"):
+            raise
+        raise PrefectUnavailable("Prefect's temporary API did not start in time; try again") from exc

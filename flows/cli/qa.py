@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from flows.cli.options import JsonOpt
+from tooncrafter_model.errors import UserError
 
 if TYPE_CHECKING:
     from tooncrafter_model.quality import PairQuality, QAThresholds
@@ -42,20 +43,21 @@ def qa(
     json_out: JsonOpt = False,
 ) -> None:
     """Score in-betweens against their keyframes; exit 0 when clean, 1 when flagged, 2 on bad input."""
-    from tooncrafter_model.frames import read_frame
+    from tooncrafter_model.frames import read_image
     from tooncrafter_model.quality import score_pair
 
     limits = parse_thresholds(threshold or [])
     at = parse_times(times, len(frames))
-    a, b = read_frame(key_a), read_frame(key_b)
+    # As studios hand pictures over (16-bit, grey, alpha over white), like keyframes at ingest.
+    a, b = read_image(key_a).frame, read_image(key_b).frame
     if a.shape != b.shape:
-        raise ValueError(f"{key_b}: {b.shape[1]}x{b.shape[0]} differs from {key_a} ({a.shape[1]}x{a.shape[0]})")
+        raise UserError(f"{key_b}: {b.shape[1]}x{b.shape[0]} differs from {key_a} ({a.shape[1]}x{a.shape[0]})")
     inbetweens = []
     for path in frames:
-        frame = read_frame(path)
+        frame = read_image(path).frame
         if frame.shape != a.shape:
             size = f"{frame.shape[1]}x{frame.shape[0]}"
-            raise ValueError(f"{path}: {size} differs from the keyframes ({a.shape[1]}x{a.shape[0]})")
+            raise UserError(f"{path}: {size} differs from the keyframes ({a.shape[1]}x{a.shape[0]})")
         inbetweens.append(frame)
     quality = score_pair(a, b, at, inbetweens, limits)
     if json_out:
@@ -66,7 +68,7 @@ def qa(
 
 
 def parse_thresholds(items: list[str]) -> QAThresholds:
-    """`name=value` overrides of the default thresholds; raises ValueError naming the bad one."""
+    """`name=value` overrides of the default thresholds; raises UserError naming the bad one."""
     from dataclasses import fields, replace
 
     from tooncrafter_model.quality import QAThresholds
@@ -76,15 +78,15 @@ def parse_thresholds(items: list[str]) -> QAThresholds:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or name.strip() not in names:
-            raise ValueError(f"--threshold {item!r}: expected NAME=VALUE with NAME one of {', '.join(names)}")
+            raise UserError(f"--threshold {item!r}: expected NAME=VALUE with NAME one of {', '.join(names)}")
         try:
             given[name.strip()] = float(value)
         except ValueError:
-            raise ValueError(f"--threshold {name.strip()}: not a number: {value!r}") from None
+            raise UserError(f"--threshold {name.strip()}: not a number: {value!r}") from None
     try:
         return replace(QAThresholds(), **given)
     except ValueError as exc:
-        raise ValueError(f"--threshold {str(exc).removeprefix('QAThresholds.')}") from None
+        raise UserError(f"--threshold {str(exc).removeprefix('QAThresholds.')}") from None
 
 
 def parse_times(text: str | None, count: int) -> list[float]:
@@ -94,11 +96,11 @@ def parse_times(text: str | None, count: int) -> list[float]:
     try:
         at = [float(x) for x in text.split(",")]
     except ValueError:
-        raise ValueError(f"--times: not a comma-separated list of numbers: {text!r}") from None
+        raise UserError(f"--times: not a comma-separated list of numbers: {text!r}") from None
     if len(at) != count:
-        raise ValueError(f"--times: {len(at)} times for {count} in-betweens")
+        raise UserError(f"--times: {len(at)} times for {count} in-betweens")
     if any(not 0.0 < t < 1.0 for t in at):
-        raise ValueError(f"--times: every time must lie strictly between 0 and 1, got {text}")
+        raise UserError(f"--times: every time must lie strictly between 0 and 1, got {text}")
     return at
 
 

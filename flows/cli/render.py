@@ -26,6 +26,7 @@ from flows.cli.options import (
 from flows.cli.progress import progress_bars
 from tasks.settings import Settings
 from tasks.shotlist import load_shotlist
+from tooncrafter_model.store import version_name
 
 app = typer.Typer()
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's and Ray's own logs.")]
@@ -46,8 +47,8 @@ def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> i
     for error in batch.errors:
         typer.echo(f"error: {error}", err=True)
     for outcome in batch.outcomes:
-        if outcome.status != "failed":
-            typer.echo(f"{outcome.shot_id}: v{outcome.version:03d} ({outcome.status}) {outcome.mp4}")
+        if outcome.version is not None:  # a new version, or the unchanged latest one; a failed shot has none
+            typer.echo(f"{outcome.shot_id}: {version_name(outcome.version)} ({outcome.status}) {outcome.mp4}")
     typer.echo(batch.summary)
     return 0 if batch.ok else 1
 

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.options import AllowOutsideOpt, OutputRootOpt, resolve_settings, runtime_defaults
+from tooncrafter_model.errors import UserError
 
 app = typer.Typer()
 ShotListsArg = Annotated[list[Path], typer.Argument(help="Shot lists, or folders holding them (*.yaml, *.csv).")]
@@ -28,9 +29,9 @@ def _shotlists(items: list[Path]) -> list[Path]:
         elif item.is_file():
             found.append(item)
         else:
-            raise ValueError(f"{item}: no such shot list or folder")
+            raise UserError(f"{item}: no such shot list or folder")
     if not found:
-        raise ValueError(f"{', '.join(map(str, items))}: no shot lists (*.yaml, *.csv) found")
+        raise UserError(f"{', '.join(map(str, items))}: no shot lists (*.yaml, *.csv) found")
     return found
 
 
@@ -38,7 +39,7 @@ def _need_server() -> None:
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
-        raise ValueError("PREFECT_API_URL is not set: start `toonfarm server` and export the URL it prints")
+        raise UserError("PREFECT_API_URL is not set: start `toonfarm server` and export the URL it prints")
 
 
 @app.command()
@@ -72,7 +73,7 @@ def serve(
 ) -> None:
     """Serve the deployments: the nightly batch on `--cron`, and a re-render whenever a shot changes."""
     if not shotlist.is_file():
-        raise ValueError(f"{shotlist}: no such shot list")
+        raise UserError(f"{shotlist}: no such shot list")
     runtime_defaults()
     _need_server()
     from prefect import serve as prefect_serve
@@ -108,7 +109,7 @@ def server(
     try:
         previews = PreviewServer(settings.output_root, host, settings.preview_port)
     except OSError as exc:
-        raise ValueError(f"preview server on {host}:{settings.preview_port}: {exc.strerror or exc}") from None
+        raise UserError(f"preview server on {host}:{settings.preview_port}: {exc.strerror or exc}") from None
     prefect = Path(sys.executable).with_name("prefect")
     with serving(previews):
         typer.echo(f"dashboard: http://{local}:{port}", err=True)

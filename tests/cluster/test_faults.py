@@ -15,6 +15,8 @@ from cluster.connect import RayCluster
 from cluster.jobs import PairJob, PairResult
 from cluster.pool import ActorPool
 
+from .conftest import keyframes
+
 MakeJob = Callable[..., PairJob]
 Published = Callable[[list[PairResult], Path], None]
 
@@ -145,4 +147,19 @@ def test_when_every_actor_is_gone_the_rest_fail_with_the_reason(
     assert results["dies"].attempts[0].error.startswith("worker died:")
     assert all(results[f"w{i}"].error.startswith("no live render workers left (") for i in range(3))
     assert all(results[f"w{i}"].attempts == () for i in range(3))
+    assert_published(list(results.values()), tmp_path / "renders")
+
+
+def test_a_bad_job_is_not_retried_elsewhere(
+    ray_local: tuple[RayCluster, str], make_job: MakeJob, assert_published: Published, tmp_path: Path
+) -> None:
+    """A UserError says the job itself is bad (here: keyframes of two sizes): no other worker can do it."""
+    small, _ = keyframes(tmp_path / "small", size=(16, 16))
+    jobs = [make_job("odd", frame_a=small), make_job("fine")]
+    with ActorPool(PoolConfig(actors=2, max_attempts=3), simulated(0.0)) as pool:
+        results = {r.job.render_key: r for r in pool.run(jobs)}
+    odd = results["odd"]
+    assert not odd.ok and len(odd.attempts) == 1 and not odd.attempts[0].retry
+    assert odd.error is not None and odd.error.startswith("BackendError: keyframes differ in size")
+    assert results["fine"].ok and results["fine"].attempts[0].retry
     assert_published(list(results.values()), tmp_path / "renders")

@@ -87,7 +87,7 @@ def test_batch_across_both_nodes_into_postgres(two_node_ray: Any, postgres_url: 
     import shot_db
     from flows.render_batch import render_batch
     from shot_db.models import Render
-    from tasks.record import ShotDB
+    from shot_db import ShotDB
     from tasks.settings import Settings
     from tasks.synthetic import animate, make_character, write_video
 
@@ -102,7 +102,7 @@ def test_batch_across_both_nodes_into_postgres(two_node_ray: Any, postgres_url: 
                         actors=2, actor_cpus=1)
     batch = render_batch(str(shotlist), settings)
     assert batch.ok and batch.summary == "rendered 8 pairs, reused 0, failed 0", batch.errors
-    db = ShotDB(postgres_url)
+    db = ShotDB.open(postgres_url)
     with db.transaction() as s:
         nodes = {r.node for r in s.query(Render).all()}
         versions = [shot_db.shot_history(session=s, show="mn", sequence="main", code=c) for c in ("sh0010", "sh0020")]

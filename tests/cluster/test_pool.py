@@ -12,7 +12,7 @@ import pytest
 import ray
 
 from cluster.config import PoolConfig, WorkerConfig
-from cluster.connect import RayCluster, connect
+from cluster.connect import RayCluster, connect, on_this_machine
 from cluster.jobs import PairJob, PairResult
 from cluster.pool import ActorPool, PoolStartError
 from tooncrafter_model.frames import pixel_hash, read_frame
@@ -144,3 +144,12 @@ def test_pool_refuses_what_the_cluster_cannot_hold(ray_local: tuple[RayCluster, 
     while ray.available_resources().get("CPU", 0.0) < 2.0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert ray.available_resources().get("CPU") == 2.0  # nothing left booked by the failed pools
+
+
+def test_one_loopback_policy_for_settings_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    here = [None, "", "local", "127.0.0.1:6379", "[::1]:6379", "::1", "localhost:6379", "ray://127.0.0.1:10001"]
+    assert all(on_this_machine(a) for a in here)
+    assert not any(on_this_machine(a) for a in ("10.1.2.3:6379", "ray://10.0.0.5:10001", "head-node:6379"))
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")  # a farm named by the environment, as connect() reads it
+    assert not on_this_machine(None) and on_this_machine("127.0.0.1:6379")

@@ -14,11 +14,13 @@ import pytest
 
 from cluster.config import PoolConfig, WorkerConfig
 from cluster.jobs import PairJob
-from cluster.staging import complete_frames, publish, sweep_temp
+from cluster.staging import publish, sweep_temp
 from cluster.worker import RenderWorker
 from tooncrafter_model.backend import load_backend
+from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import pixel_hash, read_frame
 from tooncrafter_model.simulated import SimulatedGPUBackend
+from tooncrafter_model.store import complete_frames
 
 MakeJob = Callable[..., PairJob]
 A = np.full((6, 8, 3), 40, np.uint8)
@@ -213,13 +215,14 @@ def test_simulated_defects_spoil_only_the_seeds_asked() -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"defect": "melt"}, "unknown defect 'melt'"),
+        ({"defect": "melt"}, "defect must be one of tone, flicker, ghost, lines, vanish, got 'melt'"),
         ({"defect": "ghost", "defect_strength": 2}, r"defect_strength for ghost must be in \(0, 1\], got 2"),
-        ({"defect": "ghost", "defect_strength": "strong"}, "defect_strength must be a number, got 'strong'"),
-        ({"defect": "ghost", "defect_seeds": 3}, "defect_seeds must be a list of integers, got 3"),
+        ({"defect": "ghost", "defect_strength": "strong"}, "defect_strength must be a number >= 0, got 'strong'"),
+        ({"defect": "ghost", "defect_seeds": 3}, "defect_seeds must be a list of integers >= 0, got 3"),
+        ({"defect": "ghost", "defect_seeds": [1, 2.5]}, "defect_seeds must be a list of integers >= 0"),
         ({"defect_colour": "red"}, "takes no parameter defect_colour"),
     ],
 )
 def test_simulated_defect_params_are_checked(params: dict[str, object], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UserError, match=message):
         SimulatedGPUBackend(seconds=0).interpolate(A, B, (0.5,), params=params)

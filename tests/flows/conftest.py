@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 import shot_db
+from shot_db import ShotDB
 from cluster import connect
-from tasks.record import ShotDB
 from tasks.settings import Settings
 from tasks.synthetic import Animation, animate, make_character, write_video
 
@@ -76,7 +76,7 @@ def redraw(shots: Shots, code: str, drawing: int) -> None:
 
 def versions(settings: Settings, code: str, show: str = "test", sequence: str = "sq010") -> list[int]:
     """The version numbers the shot DB holds for a shot."""
-    with ShotDB(settings.db_url) as db, db.transaction() as s:
+    with ShotDB.open(settings.db_url) as db, db.transaction() as s:
         return [v.number for v in shot_db.shot_history(session=s, show=show, sequence=sequence, code=code)]
 
 

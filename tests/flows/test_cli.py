@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from flows.cli import app
+import shot_db
+from flows.cli import EXIT_BUG, EXIT_TRANSIENT, _ErrorBoundary, app
+from tooncrafter_model.errors import TransientError, UserError
 
 from .conftest import make_shots
 
@@ -108,6 +111,74 @@ def test_render_history_and_lineage(tmp_path: Path) -> None:
     assert "backend    rife  weights 1195a2f0de8fcc06" in text and "seed 0" in text
     result = runner.invoke(app, ["lineage", str(tmp_path / "nothing.png"), "-o", str(out)])
     assert result.exit_code == 2 and result.stderr.strip() == f"toonfarm: {tmp_path / 'nothing.png'}: no such file"
+
+
+def test_reads_never_migrate_and_name_the_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "shots.sqlite"
+    url = shot_db.default_url(path)
+    result = runner.invoke(app, ["history", "sh0010", "--db", url])
+    assert result.exit_code == 2 and result.stderr.strip() == f"toonfarm: shot DB {path}: no such file (nothing rendered there yet?)"
+    assert not path.exists()
+    shot_db.upgrade(url, "0001")  # a shot DB an older toonfarm wrote
+    for command in (["history", "sh0010"], ["lineage", str(path)]):
+        result = runner.invoke(app, [*command, "--db", url])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip() == (
+            f"toonfarm: shot DB at {url} is at revision 0001, this toonfarm reads {shot_db.head_revision()}: "
+            "run `toonfarm db upgrade`"
+        )
+    engine = shot_db.make_engine(url)
+    assert shot_db.current_revision(engine) == "0001"  # the reads changed nothing
+    engine.dispose()
+    result = runner.invoke(app, ["db", "upgrade", "--db", url])
+    assert result.exit_code == 0 and result.stdout.strip() == f"shot DB at {url} is at the current schema"
+    result = runner.invoke(app, ["history", "sh0010", "--db", url])
+    assert result.exit_code == 2 and result.stderr.strip() == "toonfarm: shot sh0010: not in the shot DB"
+
+
+@pytest.mark.postgres
+def test_a_shot_db_that_does_not_answer_is_a_transient_failure() -> None:
+    result = runner.invoke(app, ["history", "sh0010", "--db", "postgresql+psycopg://root@127.0.0.1:1/test"])
+    assert result.exit_code == EXIT_TRANSIENT, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("toonfarm: shot DB at postgresql+psycopg://root@127.0.0.1:1/test: unavailable (")
+
+
+def _boundary(error: Exception) -> typer.Typer:
+    """A CLI behind the toonfarm error boundary whose one command raises `error`."""
+    cli = typer.Typer(cls=_ErrorBoundary, add_completion=False)
+
+    @cli.command()
+    def fail() -> None:
+        raise error
+
+    @cli.command()
+    def other() -> None:
+        pass
+
+    return cli
+
+
+def test_a_bug_shows_as_a_bug_and_debug_shows_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    cli = _boundary(KeyError("frames"))
+    result = runner.invoke(cli, ["fail"])
+    assert result.exit_code == EXIT_BUG
+    assert result.stderr.splitlines() == [
+        "toonfarm: unexpected KeyError: 'frames'",
+        "toonfarm: this is a bug (no error toonfarm explains); run again with TOONFARM_DEBUG=1 for the traceback, "
+        "and report it",
+    ]
+    monkeypatch.setenv("TOONFARM_DEBUG", "1")
+    result = runner.invoke(cli, ["fail"])
+    assert isinstance(result.exception, KeyError)  # raised through: Python prints the traceback
+
+
+@pytest.mark.parametrize(
+    ("error", "status"), [(UserError("shots.yaml: shots[0].fps: bad"), 2), (TransientError("db gone"), EXIT_TRANSIENT)]
+)
+def test_toonfarm_errors_are_one_line(error: Exception, status: int) -> None:
+    result = runner.invoke(_boundary(error), ["fail"])
+    assert result.exit_code == status and result.stderr == f"toonfarm: {error}\n"
 
 
 def test_plan_shows_margins_gaps_sheet_disagreements_and_warnings(tmp_path: Path) -> None:

@@ -84,7 +84,7 @@ def test_json_lists_every_frame_with_its_time_scores_and_flags(drawings: Path) -
     ("names", "message"),
     [
         (("a.png", "b.png", "missing.png"), "{d}/missing.png: image file not found"),
-        (("a.png", "b.png", "broken.png"), "{d}/broken.png: not a readable image (corrupt or unsupported format)"),
+        (("a.png", "b.png", "broken.png"), "{d}/broken.png: not a readable image (supported: PNG, JPEG, TIFF, TGA, BMP)"),
         (("a.png", "small.png", "c1.png"), "{d}/small.png: 256x40 differs from {d}/a.png (256x160)"),
         (("a.png", "b.png", "small.png"), "{d}/small.png: 256x40 differs from the keyframes (256x160)"),
         (("a.png", "b.png", "c1.png", "--times", "0.5,0.6"), "--times: 2 times for 1 in-betweens"),

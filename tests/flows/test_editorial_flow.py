@@ -7,8 +7,8 @@ from pathlib import Path
 import opentimelineio as otio
 import pytest
 
-from tasks.assemble import probe_video
 from tasks.synthetic import animate, make_character, write_video
+from tests.media import probe_video
 
 from .conftest import H, W, settings_for
 

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 
 import shot_db
+from shot_db import ShotDB
 from shot_db.models import Render, RenderAttempt
-from tasks.assemble import probe_video
 from tasks.colour import apply_lut, read_cube, warm_look_table, write_cube
-from tasks.record import ShotDB
+from tests.media import probe_video
 from tooncrafter_model.frames import read_frame
 
 from .conftest import make_shots, settings_for
@@ -43,7 +43,7 @@ def test_batch_renders_every_shot_with_full_provenance(tmp_path: Path) -> None:
     assert batch.ok, batch.errors
     assert batch.summary == "rendered 12 pairs, reused 0, failed 0"
     lut = read_cube(tmp_path / "in" / "look.cube")
-    db = ShotDB(settings.db_url)
+    db = ShotDB.open(settings.db_url)
     for outcome in batch.outcomes:
         code = outcome.shot_id.split("/")[-1]
         anim = shots.animations[code]
@@ -116,7 +116,7 @@ def test_a_pair_that_keeps_failing_fails_its_shot_only(tmp_path: Path) -> None:
     first = render_batch(str(shots.path), settings)
     assert first.ok
     v1 = {o.shot_id: Path(o.mp4).read_bytes() for o in first.outcomes}
-    db = ShotDB(settings.db_url)
+    db = ShotDB.open(settings.db_url)
     with db.transaction() as s:
         (version,) = shot_db.shot_history(session=s, show="test", sequence="sq010", code="sh0010")
     db.close()
@@ -133,7 +133,7 @@ def test_a_pair_that_keeps_failing_fails_its_shot_only(tmp_path: Path) -> None:
     (error,) = {e.split(": ", 1)[1] for e in batch.errors if "2->4" in e}
     assert str(broken) in error and "not a readable image" in error
     assert {o.shot_id: Path(o.mp4).read_bytes() for o in first.outcomes} == v1  # nothing rendered is lost
-    with ShotDB(settings.db_url) as db, db.transaction() as s:
+    with ShotDB.open(settings.db_url) as db, db.transaction() as s:
         versions = shot_db.shot_history(session=s, show="test", sequence="sq010", code="sh0010")
         tries = s.scalars(select(RenderAttempt).join(Render).where(Render.status == "failed")).all()
     assert len(versions) == 1  # no new version of the failed shot

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import shot_db
-from tasks.record import ShotDB
+from shot_db import ShotDB
 from tasks.report import BatchReport
 
 from .conftest import make_shots, redraw, settings_for, versions
@@ -82,7 +82,7 @@ def test_racing_batches_make_one_version(tmp_path: Path) -> None:
     assert versions(settings, "sh0010") == [1, 2]
     folder = settings.output_root / "test" / "sq010" / "sh0010"
     assert sorted(p.name for p in folder.iterdir()) == ["v001", "v002"]  # no staging left behind
-    db = ShotDB(settings.db_url)
+    db = ShotDB.open(settings.db_url)
     with db.transaction() as s:
         (_, v2) = shot_db.shot_history(session=s, show="test", sequence="sq010", code="sh0010")
     db.close()

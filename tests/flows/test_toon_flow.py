@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import shot_db
-from tasks.record import ShotDB
+from shot_db import ShotDB
 from tooncrafter_model.frames import write_frame
 
 from .conftest import make_shots, settings_for
@@ -35,7 +35,7 @@ def test_toon_shot_with_sketch_guidance(tmp_path: Path) -> None:
     first = render_batch(str(shots.path), settings)
     assert first.ok and first.summary == "rendered 2 pairs, reused 0, failed 0", first.errors
 
-    db = ShotDB(settings.db_url)
+    db = ShotDB.open(settings.db_url)
     with db.transaction() as s:
         (v1,) = shot_db.shot_history(session=s, show="test", sequence="sq010", code="sh0010")
     renders = {(r.frame_a, r.frame_b): r for r in v1.renders}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import shot_db
-from tasks.record import ShotDB
+from shot_db import ShotDB
 from tasks.watch import SourceIndex
 
 from .conftest import make_shots, redraw, settings_for, versions
@@ -107,7 +107,7 @@ def test_keyframe_change_triggers_a_rerender_of_that_shot(tmp_path: Path, prefec
         runs = client.read_flow_runs()
     rerenders = [r for r in runs if r.parameters.get("shot") == "test/sq010/sh0010"]
     assert len(rerenders) == 1
-    db = ShotDB(settings.db_url)
+    db = ShotDB.open(settings.db_url)
     with db.transaction() as s:
         _, v2 = shot_db.shot_history(session=s, show="test", sequence="sq010", code="sh0010")
     db.close()

@@ -1,8 +1,8 @@
 """Shot DB fixtures: every test runs on SQLite and on the local PostgreSQL (a throwaway database).
 
-`session` runs inside an outer transaction that is rolled back (STYLE 14); tests that need real commits
-from several threads take `fresh_url`, a new empty database of their own (a SQLite file, or a
-PostgreSQL schema inside the session's throwaway database).
+`session` runs inside an outer transaction that is rolled back (nothing a test writes outlives it); tests
+that need real commits from several threads take `fresh_url`, a new empty database of their own (a SQLite
+file, or a PostgreSQL schema inside the session's throwaway database).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 import shot_db
 from shot_db.models import RenderStatus, Shot
-from shot_db.records import NewVersion, OutputFrame, RenderSpec, VersionOutputs, VersionPair
+from shot_db.records import AttemptRecord, NewVersion, OutputFrame, RenderOutcome, RenderSpec, VersionOutputs, VersionPair
 
 PG_ADMIN_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -163,17 +163,17 @@ class Farm:
         )
         if render.status is RenderStatus.finished:
             return spec.render_key
+        attempts = []
         for i in range(failures + 1):
             start = T0 + timedelta(seconds=10 * i)
-            shot_db.record_attempt(
-                session=session, render_key=spec.render_key, worker=f"actor-{i}", node="node-a",
-                started_at=start, finished_at=start + timedelta(seconds=3), model_loads=1,
-                error="CUDA out of memory" if i < failures else None, flow_run_id="run-1",
-            )
-        shot_db.finish_render(
-            session=session, render_key=spec.render_key, output_dir=self.root / "store/renders" / spec.render_key,
-            frame_hashes=[sha("frame", spec.render_key, i) for i in range(len(spec.times))], meta={"padding": [0, 16]},
-        )
+            attempts.append(AttemptRecord(
+                f"actor-{i}", "node-a", start, start + timedelta(seconds=3),
+                "CUDA out of memory" if i < failures else None, model_loads=1,
+            ))
+        shot_db.record_outcome(session=session, flow_run_id="run-1", outcome=RenderOutcome(
+            spec.render_key, tuple(attempts), str(self.root / "store/renders" / spec.render_key),
+            tuple(sha("frame", spec.render_key, i) for i in range(len(spec.times))), {"padding": [0, 16]},
+        ))
         return spec.render_key
 
     def outputs(self, shot: Shot, layout: list[tuple[str, Any]], tag: object = "") -> Callable[[int], VersionOutputs]:

@@ -1,4 +1,4 @@
-"""A whole batch's claims and results in a few statements, with the one-render functions' rules."""
+"""A whole batch's claims and results in a few statements, by the same state machine as one render's."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def test_claim_and_record_a_batch(session: Session, farm: Farm) -> None:
         (lambda f, k: _ok(f, k, 3), "frame_hashes: 3 given for 2 in-betweens"),
         (lambda f, k: RenderOutcome(k, (_attempt(0), _attempt(5)), "x", (sha(1), sha(2))), "exactly one ok attempt"),
         (lambda f, k: RenderOutcome(k, (_attempt(0, "boom"),), "x", (sha(1), sha(2))), "exactly one ok attempt"),
-        (lambda f, k: RenderOutcome(k, (), error="x"), "at least one attempt"),
+        (lambda f, k: RenderOutcome(k, (), "x", (sha(1), sha(2))), "needs its successful attempt"),
         (lambda f, k: RenderOutcome(sha("unknown"), (_attempt(0),), "x", (sha(1), sha(2))), "claim_render first"),
     ],
 )

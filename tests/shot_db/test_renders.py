@@ -1,8 +1,9 @@
-"""A render's life: claimed, a failed attempt, re-queued, a successful attempt, finished, reused."""
+"""A render's life, one state machine: claimed, failed, re-queued, finished with its one ok attempt, reused."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -12,18 +13,23 @@ from sqlalchemy.orm import Session
 
 import shot_db
 from shot_db.models import AttemptStatus, Render, RenderAttempt, RenderStatus
+from shot_db.records import AttemptRecord, RenderOutcome
 
 from .conftest import T0, Farm, sha
 
 
-def _attempt(
-    session: Session, key: str, *, at: int, error: str | None = None, worker: str = "actor-0"
-) -> RenderAttempt:
+def _try(at: int, error: str | None = None, worker: str = "actor-0") -> AttemptRecord:
     start = T0 + timedelta(seconds=at)
-    return shot_db.record_attempt(
-        session=session, render_key=key, worker=worker, node="node-a", started_at=start,
-        finished_at=start + timedelta(seconds=2.5), error=error, model_loads=1, flow_run_id="run-1",
-    )
+    return AttemptRecord(worker, "node-a", start, start + timedelta(seconds=2.5), error, model_loads=1)
+
+
+def _done(key: str, *attempts: AttemptRecord, n: int = 2) -> RenderOutcome:
+    frames = tuple(sha("f", i) for i in range(1, n + 1))
+    return RenderOutcome(key, attempts, "/out/store/renders/k", frames, {"padding": [0, 16]})
+
+
+def _failed(key: str, *attempts: AttemptRecord, error: str = "worker died") -> RenderOutcome:
+    return RenderOutcome(key, attempts, error=error)
 
 
 def test_failed_then_requeued_then_finished(session: Session, farm: Farm) -> None:
@@ -34,41 +40,39 @@ def test_failed_then_requeued_then_finished(session: Session, farm: Farm) -> Non
         assert render.status is RenderStatus.running and render.inbetweens == 2
         assert shot_db.find_finished_render(session=session, render_key=spec.render_key) is None
     with session.begin():
-        _attempt(session, spec.render_key, at=0, error="worker died", worker="actor-0")
-        failed = shot_db.fail_render(session=session, render_key=spec.render_key, error="worker died")
-        assert failed.status is RenderStatus.failed and failed.worker == "actor-0"
+        failed = _failed(spec.render_key, _try(0, "worker died", worker="actor-0"))
+        assert shot_db.record_outcome(session=session, outcome=failed, flow_run_id="run-1")
+        assert render.status is RenderStatus.failed and render.worker == "actor-0" and render.error == "worker died"
     with session.begin():  # the next batch re-queues the pair: same row, status moves on
         again = shot_db.claim_render(session=session, spec=spec, shot=shot, frame_a=0, frame_b=3, flow_run_id="run-2")
         assert again.id == render.id and again.status is RenderStatus.running and again.error is None
-        _attempt(session, spec.render_key, at=60, worker="actor-1")
-        done = shot_db.finish_render(
-            session=session, render_key=spec.render_key, output_dir="/out/store/renders/k",
-            frame_hashes=[sha("f", 1), sha("f", 2)], meta={"padding": [0, 16]},
-        )
-    assert done.status is RenderStatus.finished
+        assert shot_db.record_outcome(session=session, outcome=_done(spec.render_key, _try(60, worker="actor-1")),
+                                      flow_run_id="run-2")
+    done = shot_db.find_finished_render(session=session, render_key=spec.render_key)
+    assert done is render and done.status is RenderStatus.finished
     assert (done.worker, done.started_at, done.seconds) == ("actor-1", T0 + timedelta(seconds=60), 2.5)
     assert done.flow_run_id == "run-2" and done.meta == {"padding": [0, 16]}
     attempts = session.scalars(
         select(RenderAttempt).where(RenderAttempt.render_id == render.id).order_by(RenderAttempt.attempt)
     ).all()
-    assert [(a.attempt, a.status, a.worker) for a in attempts] == [
-        (1, AttemptStatus.failed, "actor-0"),
-        (2, AttemptStatus.ok, "actor-1"),
+    assert [(a.attempt, a.status, a.worker, a.flow_run_id) for a in attempts] == [
+        (1, AttemptStatus.failed, "actor-0", "run-1"),
+        (2, AttemptStatus.ok, "actor-1", "run-2"),
     ]
-    assert shot_db.find_finished_render(session=session, render_key=spec.render_key) is done
     reused = shot_db.claim_render(session=session, spec=spec, shot=farm.shot(session), frame_a=5, frame_b=8)
     assert reused is done and reused.status is RenderStatus.finished and (reused.frame_a, reused.frame_b) == (0, 3)
 
 
-def test_at_most_one_successful_attempt(session: Session, farm: Farm) -> None:
+def test_a_finished_render_is_left_as_it_was_finished(session: Session, farm: Farm) -> None:
     shot = farm.shot(session)
     spec = farm.spec(farm.keyframe(session, "a"), farm.keyframe(session, "b"))
     render = shot_db.claim_render(session=session, spec=spec, shot=shot, frame_a=0, frame_b=3)
-    _attempt(session, spec.render_key, at=0)
-    with pytest.raises(shot_db.ShotDBError, match="already has a successful attempt"):
-        _attempt(session, spec.render_key, at=10)
-    with pytest.raises(shot_db.ShotDBError, match="has a successful attempt; finish it instead"):
-        shot_db.fail_render(session=session, render_key=spec.render_key, error="x")
+    assert shot_db.record_outcome(session=session, outcome=_done(spec.render_key, _try(0)))
+    # another batch rendered the same key: its outcome is skipped, the first one's frames stay
+    assert not shot_db.record_outcome(session=session, outcome=_done(spec.render_key, _try(10, worker="actor-9")))
+    assert not shot_db.record_outcome(session=session, outcome=_failed(spec.render_key, _try(20, "late")))
+    assert (render.status, render.worker) == (RenderStatus.finished, "actor-0")
+    assert session.scalars(select(RenderAttempt.attempt).where(RenderAttempt.render_id == render.id)).all() == [1]
     # The database itself refuses a second ok attempt, whatever the code does.
     with pytest.raises(IntegrityError), session.begin_nested():
         session.add(
@@ -77,21 +81,35 @@ def test_at_most_one_successful_attempt(session: Session, farm: Farm) -> None:
         )
 
 
-def test_finish_needs_a_successful_attempt_and_every_frame(session: Session, farm: Farm) -> None:
+def test_a_render_no_worker_tried_fails_without_attempts(session: Session, farm: Farm) -> None:
     shot = farm.shot(session)
-    spec = farm.spec(farm.keyframe(session, "a"), farm.keyframe(session, "b"), n=3)
-    shot_db.claim_render(session=session, spec=spec, shot=shot, frame_a=0, frame_b=4)
-    frames = [sha("f", i) for i in range(3)]
-    with pytest.raises(shot_db.ShotDBError, match="no successful attempt recorded"):
-        shot_db.finish_render(session=session, render_key=spec.render_key, output_dir="/o", frame_hashes=frames)
-    _attempt(session, spec.render_key, at=0)
-    with pytest.raises(shot_db.ShotDBError, match="frame_hashes: 2 given for 3 in-betweens"):
-        shot_db.finish_render(session=session, render_key=spec.render_key, output_dir="/o", frame_hashes=frames[:2])
-    shot_db.finish_render(session=session, render_key=spec.render_key, output_dir="/o", frame_hashes=frames)
-    with pytest.raises(shot_db.ShotDBError, match="is finished, not running"):
-        shot_db.finish_render(session=session, render_key=spec.render_key, output_dir="/o", frame_hashes=frames)
-    with pytest.raises(shot_db.ShotDBError, match="is finished, not running"):
-        _attempt(session, spec.render_key, at=100, error="late")
+    spec = farm.spec(farm.keyframe(session, "a"), farm.keyframe(session, "b"))
+    render = shot_db.claim_render(session=session, spec=spec, shot=shot, frame_a=0, frame_b=3)
+    outcome = _failed(spec.render_key, error="no live render workers left (worker died)")
+    assert shot_db.record_outcome(session=session, outcome=outcome)
+    assert (render.status, render.error, render.worker) == (RenderStatus.failed, outcome.error, None)
+    assert render.finished_at is not None
+
+
+@pytest.mark.parametrize(
+    ("outcome", "message"),
+    [
+        (lambda k: _done(k), "a finished render needs its successful attempt"),
+        (lambda k: _done(k, _try(0), _try(5, "late")), "exactly one ok attempt, its last"),
+        (lambda k: _done(k, _try(0), _try(5)), "exactly one ok attempt"),
+        (lambda k: _failed(k, _try(0)), "a failed one none"),
+        (lambda k: _done(k, _try(0), n=3), "frame_hashes: 3 given for 2 in-betweens"),
+        (lambda k: RenderOutcome(k, (_try(0),), None, (sha(1), sha(2))), "output_dir: a finished render needs its folder"),
+    ],
+)
+def test_outcomes_are_checked_and_name_the_render(
+    session: Session, farm: Farm, outcome: Callable[[str], RenderOutcome], message: str
+) -> None:
+    shot = farm.shot(session)
+    spec = farm.spec(farm.keyframe(session, "a"), farm.keyframe(session, "b"))
+    shot_db.claim_render(session=session, spec=spec, shot=shot, frame_a=0, frame_b=3)
+    with pytest.raises(shot_db.ShotDBError, match=f"render {spec.render_key[:12]}.*{message}"):
+        shot_db.record_outcome(session=session, outcome=outcome(spec.render_key))
 
 
 def test_same_key_with_other_inputs_is_refused(session: Session, farm: Farm) -> None:
@@ -125,12 +143,12 @@ def test_attempts_need_aware_times_and_a_claimed_render(session: Session, farm: 
     shot = farm.shot(session)
     spec = farm.spec(farm.keyframe(session, "a"), farm.keyframe(session, "b"))
     with pytest.raises(shot_db.ShotDBError, match="not in the shot DB; claim_render first"):
-        _attempt(session, spec.render_key, at=0)
+        shot_db.record_outcome(session=session, outcome=_done(spec.render_key, _try(0)))
     shot_db.claim_render(session=session, spec=spec, shot=shot, frame_a=0, frame_b=3)
+    naive = AttemptRecord("w", "n", T0.replace(tzinfo=None), T0)
     with pytest.raises(shot_db.ShotDBError, match="started_at: .* must be a timezone-aware datetime"):
-        shot_db.record_attempt(session=session, render_key=spec.render_key, worker="w", node="n",
-                               started_at=T0.replace(tzinfo=None), finished_at=T0)
+        shot_db.record_outcome(session=session, outcome=_done(spec.render_key, naive))
+    backwards = AttemptRecord("w", "n", T0, T0 - timedelta(seconds=1))
     with pytest.raises(shot_db.ShotDBError, match="finished_at: .* is before started_at"):
-        shot_db.record_attempt(session=session, render_key=spec.render_key, worker="w", node="n",
-                               started_at=T0, finished_at=T0 - timedelta(seconds=1))
+        shot_db.record_outcome(session=session, outcome=_done(spec.render_key, backwards))
     assert session.scalars(select(Render.status)).all() == [RenderStatus.running]

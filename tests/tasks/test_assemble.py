@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.assemble import AssemblyError, EncodeSettings, assemble_shot, parse_fps, probe_video
+from tasks.assemble import AssemblyError, EncodeSettings, assemble_shot, parse_fps
 from tasks.colour import Stylize, apply_lut, lut_hash, read_cube, warm_look_table, write_cube
+from tests.media import probe_video
 from tooncrafter_model.frames import pixel_hash, read_frame, write_frame
 
 
@@ -204,12 +205,3 @@ def test_parse_fps_gives_exact_rationals(value: object, expected: Fraction) -> N
 def test_parse_fps_rejects_nonsense(value: object) -> None:
     with pytest.raises(AssemblyError, match=r"^fps: "):
         parse_fps(value)  # type: ignore[arg-type]
-
-
-def test_probe_video_errors_name_the_file(tmp_path: Path) -> None:
-    with pytest.raises(AssemblyError, match=r"gone\.mp4: video file not found"):
-        probe_video(tmp_path / "gone.mp4")
-    junk = tmp_path / "junk.mp4"
-    junk.write_bytes(b"\x00" * 64)
-    with pytest.raises(AssemblyError, match=r"^.*junk\.mp4: not a readable video \(.+\)$"):
-        probe_video(junk)

@@ -1,4 +1,4 @@
-"""The parity adapter on the other reduced configs the harness's probe accepts (PARITY.md section 3): each
+"""The parity adapter on the other reduced configs the harness's probe accepts (besides `parity_tiny`): each
 builds from the reference-style config dict alone, loads its seeded weights strictly, and runs every stage
 at the right shapes with finite numbers. No golden file exists for these; the T8 and T16 files hold the
 numerics, these hold that nothing is tied to one shape of the family."""

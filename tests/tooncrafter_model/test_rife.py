@@ -21,7 +21,8 @@ from tooncrafter_model.rife import (
     load_strict,
     rife_state_dict,
 )
-from tooncrafter_model.weights import WeightsError, sha256_file
+from tooncrafter_model.store import sha256_file
+from tooncrafter_model.weights import WeightsError
 
 PAPER, INK, PAINT, GRASS = (236, 228, 208), (20, 18, 24), (214, 64, 48), (96, 160, 96)
 

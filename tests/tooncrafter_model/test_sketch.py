@@ -1,5 +1,6 @@
-"""The sketch encoder (SPEC 9): the released checkpoint's exact structure, strict loading, hints, and its
-residuals steering the UNet; through ToonBackend, sketches change the frames and scale 0 changes nothing."""
+"""The sketch encoder (ToonCrafter paper, "sketch-based controllable generation"): the released checkpoint's
+exact structure, strict loading, hints, and its residuals steering the UNet; through ToonBackend, sketches
+change the frames and scale 0 changes nothing."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from cluster.config import WorkerConfig
 from cluster.jobs import PairJob
 from cluster.worker import RenderWorker
 from tooncrafter_model import load_backend
-from tooncrafter_model.backend import Interpolator, identify
+from tooncrafter_model.backend import Interpolator, Request, identify
 from tooncrafter_model.checkpoint import write_safetensors
 from tooncrafter_model.frames import pixel_hash, read_frame, write_frame
 from tooncrafter_model.pipeline import TOWERS, SamplingNoise, ToonCrafterPipeline
@@ -79,7 +79,7 @@ def test_same_seed_same_bytes_other_seed_other_frames(toon: ToonBackend) -> None
     assert pixel_hash(first[0]) != pixel_hash(toon.interpolate(a, b, [0.5], seed=4)[0])
     # the seeded path is "draw SamplingNoise on a CPU generator": injecting that draw gives the same bytes
     noise = SamplingNoise.draw(torch.Generator().manual_seed(3), 8, (8, 8), 2)
-    injected = toon.interpolate(a, b, [0.5], noise=noise)
+    injected = toon.render(toon.check(Request(a, b, (0.5,))), noise=noise)
     assert np.array_equal(injected[0], first[0]) and injected.meta["noise"] == "injected"
     # per-shot params override the constructor's defaults
     more = toon.interpolate(a, b, [0.5], seed=3, params={"steps": 3, "cfg": 1.0})

@@ -13,7 +13,7 @@ import tooncrafter_model
 from tooncrafter_model import build_model
 from tooncrafter_model.config import ConfigError, ToonCrafterConfig, from_yaml
 
-# SPEC section 12: state-dict prefix -> (keys, parameters)
+# state-dict prefix -> (keys, parameters) of the official checkpoint, counted from its keys
 COMPONENTS = {
     "model.diffusion_model.": (1516, 1_438_854_980),
     "first_stage_model.encoder.|first_stage_model.quant_conv.|first_stage_model.post_quant_conv.": (110, 34_163_684),

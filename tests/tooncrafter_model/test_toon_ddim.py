@@ -1,4 +1,5 @@
-"""The zero-SNR v-prediction schedule and the DDIM update, checked against the values SPEC sections 3 and 7 state."""
+"""The zero-SNR v-prediction schedule and the DDIM update, checked against Lin et al. 2024 (Alg. 1) and
+DDIM (Song et al. 2021, Eq. 12)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,113 @@
+"""`ShotDB`: a process's handle on one shot DB (its engine and sessions), opened to write or to read.
+
+A render opens it with `migrate=True` and brings the schema to this code's head first. Everything else
+(history, lineage, a dashboard) opens it to read: nothing is created or migrated, and a database whose
+schema is not this code's says so in one line naming `toonfarm db upgrade`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session, sessionmaker
+
+from shot_db._engine import make_engine, make_sessionmaker
+from shot_db._errors import ShotDBUnavailable, ShotDBUsageError
+from shot_db._migrate import current_revision, head_revision, known_revision, upgrade
+
+UPGRADE_HINT = "run `toonfarm db upgrade`"
+
+
+class ShotDB:
+    """A shot DB opened for this process: `transaction()` gives sessions; close (or `with`) disposes it."""
+
+    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+        self.engine = engine
+        self.url = engine.url.render_as_string(hide_password=True)
+        self._sessions: sessionmaker[Session] = make_sessionmaker(engine, read_only=read_only)
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = False) -> ShotDB:
+        """Open the shot DB at `url`: with `migrate`, create or upgrade its schema to head; without, read
+        only, refusing a database whose schema is missing, behind or ahead of this code."""
+        _refuse_missing_file(url, migrate)
+        engine = make_engine(url)
+        try:
+            with unavailable_as_error(engine.url.render_as_string(hide_password=True)):
+                _check_schema(engine, migrate)
+                if migrate:
+                    upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, read_only=not migrate)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises. A dropped connection
+        or a lock timeout surfaces as ShotDBUnavailable."""
+        with unavailable_as_error(self.url), self._sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> ShotDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def unavailable_as_error(url: str) -> Iterator[None]:
+    """SQLAlchemy's "the database did not answer" errors as ShotDBUnavailable; everything else as it is.
+
+    OperationalError is what both drivers raise for a refused or dropped connection, a lock or statement
+    timeout, and PostgreSQL's serialization failures and deadlocks. SQLite raises it for a missing table
+    too ("no such table"), which no retry fixes, so those stay as they are.
+    """
+    try:
+        yield
+    except (OperationalError, InterfaceError, PoolTimeout) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        lines = str(cause).strip().splitlines()
+        reason = lines[0] if lines else type(cause).__name__
+        if reason.startswith("no such "):
+            raise
+        raise ShotDBUnavailable(f"shot DB at {url}: unavailable ({reason})") from exc
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        raise ShotDBUnavailable(f"shot DB at {url}: connection lost ({type(exc.orig).__name__})") from exc
+
+
+def _refuse_missing_file(url: str, migrate: bool) -> None:
+    # Connecting to a SQLite file that is not there creates it: a read would leave an empty database.
+    parsed = make_url(url)
+    path = parsed.database
+    if migrate or parsed.get_backend_name() != "sqlite" or path in (None, "", ":memory:"):
+        return
+    if not os.path.isfile(path):
+        raise ShotDBUsageError(f"shot DB {path}: no such file (nothing rendered there yet?)")
+
+
+def _check_schema(engine: Engine, migrate: bool) -> None:
+    """A schema this code can read, or (to migrate) one it can upgrade: never one from a newer toonfarm."""
+    current, head = current_revision(engine), head_revision()
+    url = engine.url.render_as_string(hide_password=True)
+    if current == head or (migrate and (current is None or known_revision(current))):
+        return
+    if current is None:
+        raise ShotDBUsageError(f"shot DB at {url} has no toonfarm schema: {UPGRADE_HINT} (or render into it)")
+    if not known_revision(current):
+        raise ShotDBUsageError(
+            f"shot DB at {url} is at revision {current}, newer than this toonfarm knows (head {head}): upgrade toonfarm"
+        )
+    raise ShotDBUsageError(f"shot DB at {url} is at revision {current}, this toonfarm reads {head}: {UPGRADE_HINT}")
