@@ -3,6 +3,7 @@
 from shot_db.models._base import Base
 from shot_db.models.batch import BatchRun, BatchStatus
 from shot_db.models.keyframe import Keyframe
+from shot_db.models.quality import QADecision, QAOutcome, QATry
 from shot_db.models.render import AttemptStatus, Render, RenderAttempt, RenderStatus
 from shot_db.models.shot import Shot
 from shot_db.models.version import ShotVersion, ShotVersionFrame, ShotVersionKeyframe, ShotVersionRender
@@ -13,6 +14,9 @@ __all__ = [
     "BatchRun",
     "BatchStatus",
     "Keyframe",
+    "QADecision",
+    "QAOutcome",
+    "QATry",
     "Render",
     "RenderAttempt",
     "RenderStatus",

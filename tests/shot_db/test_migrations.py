@@ -113,9 +113,10 @@ def test_workers_upgrading_at_once_upgrade_once(fresh_url: str) -> None:
 # A new revision needs both (the registry test below fails otherwise).
 
 _NOW = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
-_IDS = {name: uuid.uuid5(uuid.NAMESPACE_URL, name) for name in ("shot", "render", "attempt", "version", "batch")}
+_IDS = {name: uuid.uuid5(uuid.NAMESPACE_URL, name) for name in ("shot", "render", "retry", "attempt", "version", "batch")}
 _KEY_A, _KEY_B = sha("kf", "a"), sha("kf", "b")
 _RENDER_KEY = sha("render", 1)
+_RETRY_KEY = sha("render", 2)
 _FRAMES_0001 = [sha("out", i) for i in range(4)]
 _MP4_0001 = sha("mp4", 1)
 
@@ -135,35 +136,50 @@ def _column_type(value: object) -> sa.types.TypeEngine[Any] | None:
     return None
 
 
-def _seed_0001(conn: Connection) -> None:
-    def insert(name: str, **row: Any) -> None:
-        table = sa.table(name, *(sa.column(k, _column_type(v)) for k, v in row.items()))
-        conn.execute(table.insert().values(**row))
+def _insert(conn: Connection, name: str, **row: Any) -> None:
+    table = sa.table(name, *(sa.column(k, _column_type(v)) for k, v in row.items()))
+    conn.execute(table.insert().values(**row))
 
-    insert("shot", id=_IDS["shot"], show="pilot", sequence="sq010", code="sh0010", fps=24.0,
-           created_at=_NOW, updated_at=_NOW)
+
+def _render(conn: Connection, name: str, key: str, seed: int, frames: list[str]) -> None:
+    _insert(conn, "render", id=_IDS[name], render_key=key, shot_id=_IDS["shot"], frame_a=0, frame_b=3,
+            keyframe_a_hash=_KEY_A, keyframe_b_hash=_KEY_B, inbetweens=2, times=[1 / 3, 2 / 3], backend="rife",
+            weights_sha256=sha("w"), config_hash="cfg", code_version="toonfarm-model-1", params={"steps": 4},
+            seed=seed, sketch_hashes=[], status="finished", output_dir=f"/out/store/renders/{key}",
+            frame_hashes=frames, worker="actor-0", node="n", started_at=_NOW,
+            finished_at=_NOW, seconds=1.5, error=None, meta={}, flow_run_id="run-1", created_at=_NOW)
+
+
+def _seed_catalog(conn: Connection) -> None:
+    """The rows every revision so far holds alike: a shot, its keyframes, a render and its attempt, a batch."""
+    _insert(conn, "shot", id=_IDS["shot"], show="pilot", sequence="sq010", code="sh0010", fps=24.0,
+            created_at=_NOW, updated_at=_NOW)
     for h in (_KEY_A, _KEY_B):
-        insert("keyframe", pixel_hash=h, width=64, height=48, path=f"/out/store/keyframes/{h}.png", created_at=_NOW)
-    insert("render", id=_IDS["render"], render_key=_RENDER_KEY, shot_id=_IDS["shot"], frame_a=0, frame_b=3,
-           keyframe_a_hash=_KEY_A, keyframe_b_hash=_KEY_B, inbetweens=2, times=[1 / 3, 2 / 3], backend="rife",
-           weights_sha256=sha("w"), config_hash="cfg", code_version="toonfarm-model-1", params={"steps": 4},
-           seed=7, sketch_hashes=[], status="finished", output_dir="/out/store/renders/x",
-           frame_hashes=[sha("f", 1), sha("f", 2)], worker="actor-0", node="n", started_at=_NOW,
-           finished_at=_NOW, seconds=1.5, error=None, meta={}, flow_run_id="run-1", created_at=_NOW)
-    insert("render_attempt", id=_IDS["attempt"], render_id=_IDS["render"], attempt=1, worker="actor-0", node="n",
-           started_at=_NOW, finished_at=_NOW, status="ok", error=None, model_loads=1, flow_run_id="run-1")
-    insert("shot_version", id=_IDS["version"], shot_id=_IDS["shot"], number=1, assembly_key=sha("asm"),
-           frame_count=4, fps=24.0, png_dir="/out/pilot/sq010/sh0010/v001/png",
-           mp4_path="/out/pilot/sq010/sh0010/v001/sh0010_v001.mp4",
-           sidecar_path="/out/pilot/sq010/sh0010/v001/provenance.json",
-           output_hashes={"mp4_sha256": _MP4_0001, "frames": _FRAMES_0001}, settings={"lut": None},
-           flow_run_id="run-1", created_at=_NOW)
-    insert("shot_version_render", version_id=_IDS["version"], position=0, render_id=_IDS["render"], frame_a=0,
-           frame_b=3)
-    insert("shot_version_keyframe", version_id=_IDS["version"], frame=0, keyframe_hash=_KEY_A)
-    insert("shot_version_keyframe", version_id=_IDS["version"], frame=3, keyframe_hash=_KEY_B)
-    insert("batch_run", id=_IDS["batch"], flow_run_id="run-1", flow_name="nightly", shot_list_path=None,
-           started_at=_NOW, finished_at=None, rendered=1, reused=0, failed=0, status="running")
+        _insert(conn, "keyframe", pixel_hash=h, width=64, height=48, path=f"/out/store/keyframes/{h}.png",
+                created_at=_NOW)
+    _render(conn, "render", _RENDER_KEY, 7, [sha("f", 1), sha("f", 2)])
+    _insert(conn, "render_attempt", id=_IDS["attempt"], render_id=_IDS["render"], attempt=1, worker="actor-0",
+            node="n", started_at=_NOW, finished_at=_NOW, status="ok", error=None, model_loads=1, flow_run_id="run-1")
+    _insert(conn, "batch_run", id=_IDS["batch"], flow_run_id="run-1", flow_name="nightly", shot_list_path=None,
+            started_at=_NOW, finished_at=None, rendered=1, reused=0, failed=0, status="running")
+
+
+def _seed_version(conn: Connection, **outputs: Any) -> None:
+    """Version 1 of the shot, made from the render, with the output columns of its revision."""
+    _insert(conn, "shot_version", id=_IDS["version"], shot_id=_IDS["shot"], number=1, assembly_key=sha("asm"),
+            frame_count=4, fps=24.0, png_dir="/out/pilot/sq010/sh0010/v001/png",
+            mp4_path="/out/pilot/sq010/sh0010/v001/sh0010_v001.mp4",
+            sidecar_path="/out/pilot/sq010/sh0010/v001/provenance.json", settings={"lut": None},
+            flow_run_id="run-1", created_at=_NOW, **outputs)
+    _insert(conn, "shot_version_render", version_id=_IDS["version"], position=0, render_id=_IDS["render"],
+            frame_a=0, frame_b=3)
+    _insert(conn, "shot_version_keyframe", version_id=_IDS["version"], frame=0, keyframe_hash=_KEY_A)
+    _insert(conn, "shot_version_keyframe", version_id=_IDS["version"], frame=3, keyframe_hash=_KEY_B)
+
+
+def _seed_0001(conn: Connection) -> None:
+    _seed_catalog(conn)
+    _seed_version(conn, output_hashes={"mp4_sha256": _MP4_0001, "frames": _FRAMES_0001})
 
 
 def _check_0002(conn: Connection) -> None:
@@ -178,8 +194,43 @@ def _check_0002(conn: Connection) -> None:
     assert [tuple(r) for r in rows] == [(i + 1, h, None, None, None) for i, h in enumerate(_FRAMES_0001)]
 
 
-SEED: dict[str, Callable[[Connection], None]] = {"0001": _seed_0001}
-CHECK: dict[str, Callable[[Connection], None]] = {"0002": _check_0002}
+def _seed_0002(conn: Connection) -> None:
+    """The shot's version with its frames, and a second render of the same pair: a retry with another seed."""
+    _seed_catalog(conn)
+    _seed_version(conn, mp4_sha256=_MP4_0001)
+    for i, h in enumerate(_FRAMES_0001, 1):
+        _insert(conn, "shot_version_frame", version_id=_IDS["version"], number=i, pixel_hash=h,
+                path=f"/out/pilot/sq010/sh0010/v001/png/sh0010.{i:04d}.png")
+    _render(conn, "retry", _RETRY_KEY, 123, [sha("f", 3), sha("f", 4)])
+
+
+def _check_0003(conn: Connection) -> None:
+    """The new tables start empty, take a decision on the renders already there, and keep it consistent."""
+    decisions, tries = _t(conn, "qa_decision"), _t(conn, "qa_try")
+    assert conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar_one() == 0
+    decision = uuid.uuid5(uuid.NAMESPACE_URL, "decision")
+    _insert(conn, "qa_decision", id=decision, render_id=_IDS["render"], accepted_render_id=_IDS["retry"],
+            policy_hash=sha("policy"), policy={"on_fail": "retry", "retries": 2}, outcome="retried",
+            reason="frame 0001 (t=0.333): ghost 0.31 > 0.1", shot_id=_IDS["shot"], flow_run_id="run-2",
+            created_at=_NOW)
+    for number, render, severity in ((1, _IDS["render"], 3.1), (2, _IDS["retry"], 0.2)):
+        _insert(conn, "qa_try", decision_id=decision, number=number, render_id=render, flags=[], severity=severity)
+    rows = conn.execute(sa.select(tries.c.number, tries.c.render_id).order_by(tries.c.number)).all()
+    assert [(n, uuid.UUID(str(r))) for n, r in rows] == [(1, _IDS["render"]), (2, _IDS["retry"])]
+    with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():  # a pair is decided once per policy
+        _insert(conn, "qa_decision", id=uuid.uuid4(), render_id=_IDS["render"], accepted_render_id=_IDS["render"],
+                policy_hash=sha("policy"), policy={}, outcome="flagged", reason="-", shot_id=_IDS["shot"],
+                created_at=_NOW)
+    with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():
+        _insert(conn, "qa_decision", id=uuid.uuid4(), render_id=_IDS["render"], accepted_render_id=_IDS["render"],
+                policy_hash=sha("other"), policy={}, outcome="melted", reason="-", shot_id=_IDS["shot"],
+                created_at=_NOW)
+    conn.execute(tries.delete())
+    conn.execute(decisions.delete())
+
+
+SEED: dict[str, Callable[[Connection], None]] = {"0001": _seed_0001, "0002": _seed_0002}
+CHECK: dict[str, Callable[[Connection], None]] = {"0002": _check_0002, "0003": _check_0003}
 
 
 def test_every_revision_has_a_data_test() -> None:
