@@ -16,6 +16,7 @@ Repository functions: keyword-only, `session` first, never commit. The caller ow
     resolve_shot                                       "show/sequence/code" or a unique bare code
     find_finished_render, claim_render(s), record_outcome(s)   a render's one state machine
     latest_version, create_version                     numbered per shot, safe under concurrency
+    finished_quality, record_decisions                 the QA policy's view of renders, and its decisions
     shot_history, lineage                              detached snapshots (shot_db.records)
     begin_batch, count_batch, finish_batch
 
@@ -32,6 +33,7 @@ from shot_db._engine import default_url, make_engine, make_sessionmaker
 from shot_db._errors import ShotDBError, ShotDBUnavailable, ShotDBUsageError
 from shot_db._history import lineage, shot_history
 from shot_db._migrate import current_revision, head_revision, upgrade
+from shot_db._quality import finished_quality, record_decisions
 from shot_db._renders import claim_render, find_finished_render
 from shot_db._session import ShotDB
 from shot_db._versions import create_version, latest_version
@@ -50,6 +52,7 @@ __all__ = [
     "current_revision",
     "default_url",
     "find_finished_render",
+    "finished_quality",
     "finish_batch",
     "head_revision",
     "latest_version",
@@ -57,6 +60,7 @@ __all__ = [
     "make_engine",
     "make_sessionmaker",
     "record_outcome",
+    "record_decisions",
     "record_outcomes",
     "resolve_shot",
     "shot_history",

@@ -24,7 +24,7 @@ T = TypeVar("T")
 _CHUNK = 500  # keys per IN (...): far below SQLite's and PostgreSQL's parameter limits
 
 
-def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for i in range(0, len(items), _CHUNK):
         yield items[i : i + _CHUNK]
 
@@ -32,7 +32,7 @@ def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
 def _renders(session: Session, keys: Sequence[str]) -> dict[str, Render]:
     """The rows of `keys` that exist, locked until the transaction ends, with fresh values."""
     found: dict[str, Render] = {}
-    for part in _chunks(keys):
+    for part in chunks(keys):
         stmt = select(Render).where(Render.render_key.in_(part)).with_for_update()
         found.update((r.render_key, r) for r in session.scalars(stmt.execution_options(populate_existing=True)))
     return found
@@ -48,7 +48,7 @@ def upsert_keyframes(*, session: Session, keyframes: Sequence[KeyframeRecord]) -
         wanted[k.pixel_hash] = (k, stored)
     hashes = list(wanted)
     found: dict[str, Keyframe] = {}
-    for part in _chunks(hashes):
+    for part in chunks(hashes):
         stmt = select(Keyframe).where(Keyframe.pixel_hash.in_(part)).with_for_update()
         found.update((r.pixel_hash, r) for r in session.scalars(stmt.execution_options(populate_existing=True)))
     for h, row in found.items():
@@ -73,7 +73,7 @@ def claim_renders(*, session: Session, claims: Sequence[RenderClaim], flow_run_i
             )
         values.setdefault(c.spec.render_key, (spec_values(c.spec), c))
     hashes = sorted({v[f] for v, _ in values.values() for f in ("keyframe_a_hash", "keyframe_b_hash")})
-    known = {h for part in _chunks(hashes) for h in session.scalars(select(Keyframe.pixel_hash).where(Keyframe.pixel_hash.in_(part)))}
+    known = {h for part in chunks(hashes) for h in session.scalars(select(Keyframe.pixel_hash).where(Keyframe.pixel_hash.in_(part)))}
     for key, (v, _) in values.items():
         for f in ("keyframe_a_hash", "keyframe_b_hash"):
             if v[f] not in known:
@@ -111,7 +111,7 @@ def record_outcomes(
     ids = [r.id for r in renders.values()]
     last: dict[Any, int] = {}
     has_ok: set[Any] = set()
-    for part in _chunks(ids):
+    for part in chunks(ids):
         numbers = select(RenderAttempt.render_id, func.max(RenderAttempt.attempt)).where(RenderAttempt.render_id.in_(part))
         last.update((rid, n) for rid, n in session.execute(numbers.group_by(RenderAttempt.render_id)))
         has_ok.update(session.scalars(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from shot_db import _checks as check
 from shot_db._catalog import find_shot
+from shot_db._quality import decisions_choosing
 from shot_db.models import (
     AttemptStatus,
     Keyframe,
@@ -22,7 +23,7 @@ from shot_db.models import (
     ShotVersionKeyframe,
     ShotVersionRender,
 )
-from shot_db.records import AttemptInfo, FrameInfo, KeyframeInfo, Lineage, RenderInfo, VersionInfo
+from shot_db.records import AttemptInfo, FrameInfo, KeyframeInfo, Lineage, QADecisionInfo, RenderInfo, VersionInfo
 
 R = TypeVar("R")
 
@@ -76,7 +77,9 @@ def _versions(session: Session, where: ColumnElement[bool]) -> dict[uuid.UUID, V
         .options(*_VERSION_GRAPH)
         .execution_options(populate_existing=True)
     ).unique()
-    return {v.id: _version_info(v) for v in rows}
+    versions = list(rows)
+    chosen = decisions_choosing(session, (p.render_id for v in versions for p in v.renders))
+    return {v.id: _version_info(v, chosen) for v in versions}
 
 
 def _copy(cls: type[R], row: object, **given: Any) -> R:
@@ -85,18 +88,18 @@ def _copy(cls: type[R], row: object, **given: Any) -> R:
     return cls(**{n: given[n] if n in given else getattr(row, n) for n in names})
 
 
-def _version_info(v: ShotVersion) -> VersionInfo:
+def _version_info(v: ShotVersion, chosen: dict[uuid.UUID, QADecisionInfo]) -> VersionInfo:
     return _copy(
         VersionInfo, v, show=v.shot.show, sequence=v.shot.sequence, code=v.shot.code,
-        renders=tuple(_render_info(p) for p in v.renders),
+        renders=tuple(_render_info(p, chosen.get(p.render_id)) for p in v.renders),
         keyframes=tuple(_keyframe_info(k.keyframe, k.frame) for k in v.keyframes),
     )
 
 
-def _render_info(pair: ShotVersionRender) -> RenderInfo:
+def _render_info(pair: ShotVersionRender, qa: QADecisionInfo | None) -> RenderInfo:
     r = pair.render
     return _copy(
-        RenderInfo, r, status=r.status.value, frame_a=pair.frame_a, frame_b=pair.frame_b,
+        RenderInfo, r, status=r.status.value, frame_a=pair.frame_a, frame_b=pair.frame_b, qa=qa,
         keyframe_a=_keyframe_info(r.keyframe_a, None), keyframe_b=_keyframe_info(r.keyframe_b, None),
         times=tuple(r.times), sketch_hashes=tuple((float(t), str(h)) for t, h in r.sketch_hashes),
         frame_hashes=tuple(r.frame_hashes or ()), attempts=tuple(_attempt_info(a) for a in r.attempts),

@@ -109,6 +109,29 @@ class RenderOutcome:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class QATryRecord:
+    """One render a quality decision tried, with the flags its scores raised under the policy."""
+
+    render_key: str
+    flags: tuple[str, ...]
+    severity: float  # the largest score / threshold ratio of its frames: above 1 it is flagged
+
+
+@dataclass(frozen=True)
+class QADecisionRecord:
+    """What the quality policy did with a pair whose first render was flagged."""
+
+    render_key: str  # the first try: the render the shot asked for
+    accepted_key: str  # the try whose frames the shot uses
+    policy_hash: str
+    policy: Mapping[str, Any]  # JSON-able: on_fail, retries, fallback, thresholds
+    outcome: str  # a QAOutcome value: flagged, retried, fell-back
+    reason: str  # one line: what was flagged in the first try
+    shot_id: uuid.UUID
+    tries: tuple[QATryRecord, ...]  # in order, the first try first
+
+
 # --------------------------------------------------------------------------------------------- outputs
 
 
@@ -147,6 +170,32 @@ class AttemptInfo:
 
 
 @dataclass(frozen=True)
+class QATryInfo:
+    """One try of a quality decision: its render's key, backend and seed, and the flags it raised."""
+
+    number: int  # 1: the render the shot asked for
+    render_key: str
+    backend: str
+    seed: int
+    flags: tuple[str, ...]
+    severity: float
+
+
+@dataclass(frozen=True)
+class QADecisionInfo:
+    """A quality decision: why a pair was flagged, what was tried, which render the shot uses."""
+
+    outcome: str  # flagged, retried, fell-back
+    reason: str
+    policy: Mapping[str, Any]
+    render_key: str
+    accepted_key: str
+    tries: tuple[QATryInfo, ...]
+    flow_run_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class RenderInfo:
     """A render's full provenance: inputs (keyframes, backend, weights, params, seed) and how it ran."""
 
@@ -174,6 +223,7 @@ class RenderInfo:
     meta: Mapping[str, Any]
     flow_run_id: str | None
     attempts: tuple[AttemptInfo, ...]
+    qa: QADecisionInfo | None = None  # the latest quality decision that chose this render, if any
 
 
 @dataclass(frozen=True)
