@@ -20,6 +20,7 @@ class PairJob:
     priority: int = 0  # higher goes first
     sketches: tuple[tuple[float, str], ...] = ()  # (time, sketch PNG path)
     params: tuple[tuple[str, object], ...] = ()  # the backend's per-shot parameters, sorted by name
+    qa_thresholds: tuple[tuple[str, float], ...] = ()  # the shot's flag thresholds (QAThresholds); () the defaults
 
 
 @dataclass(frozen=True)

@@ -174,6 +174,8 @@ class ActorPool:
         self._pairs_ok = 0
         self._pairs_failed = 0
         self._run_s = 0.0
+        self._batch: _Batch | None = None
+        self._submitted = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -285,7 +287,7 @@ class ActorPool:
         if not self._slots:
             raise RuntimeError("ActorPool is not started: use it as a context manager")
         self._running = True
-        batch = _Batch([(item.key, item) for item in (_Item(seq, job) for seq, job in enumerate(jobs))])
+        batch = self._batch = _Batch([(item.key, item) for item in map(self._item, jobs)])
         heapq.heapify(batch.queue)
         t0 = time.monotonic()
         try:
@@ -301,6 +303,18 @@ class ActorPool:
                     self._lose(slot, None, batch)
             self._run_s += time.monotonic() - t0
             self._running = False
+            self._batch = None
+
+    def submit(self, job: PairJob) -> None:
+        """Queue one more pair on the running `run`, whose results it joins; call it while handling a
+        result (a pair to render again once its result is seen)."""
+        if self._batch is None:
+            raise RuntimeError("ActorPool.submit needs a running run(): submit while iterating its results")
+        self._batch.push(self._item(job))
+
+    def _item(self, job: PairJob) -> _Item:
+        self._submitted += 1
+        return _Item(self._submitted, job)
 
     def _fill(self, batch: _Batch) -> None:
         limit = self.pool_cfg.max_in_flight_per_actor

@@ -24,6 +24,7 @@ from cluster.staging import publish
 from tooncrafter_model.backend import Interpolator, backend_spec, build
 from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import Frame, pixel_hash, read_frame, write_frame
+from tooncrafter_model.quality import QAThresholds
 from tooncrafter_model.store import complete_frames
 
 
@@ -117,7 +118,8 @@ class RenderWorker:
             params=dict(job.params) or None,
         )
         t2 = time.perf_counter()
-        quality = check_output(frame_a, frame_b, job.times, frames) if qa else None
+        thresholds = QAThresholds(**dict(job.qa_thresholds))
+        quality = check_output(frame_a, frame_b, job.times, frames, thresholds) if qa else None
         t3 = time.perf_counter()
         paths, kept = publish(out_dir, frames)
         hashes = [pixel_hash(read_frame(p)) for p in paths] if kept else [pixel_hash(f) for f in frames]

@@ -24,8 +24,9 @@ keyframe.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import cv2
 import numpy as np
@@ -82,6 +83,17 @@ class FrameScores:
     def as_json(self) -> dict[str, object]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> FrameScores:
+        """The scores as `as_json` wrote them (a score missing from an older record is unmeasured)."""
+        values: dict[str, Any] = {f.name: doc.get(f.name) for f in fields(cls)}
+        return cls(**values)
+
+    def severity(self, thresholds: QAThresholds) -> float:
+        """The largest score / threshold ratio: above 1, the frame is flagged."""
+        ratios = [getattr(self, s) / getattr(thresholds, s) for s in SCORES if getattr(self, s) is not None]
+        return max(ratios, default=0.0)
+
     def over(self, thresholds: QAThresholds) -> list[str]:
         """`score value > threshold` for each score above its threshold."""
         out = []
@@ -96,6 +108,15 @@ class FrameScores:
 def frame_label(index: int, t: float) -> str:
     """How QA names the `index`-th (1-based) in-between at time `t` in its messages."""
     return f"frame {index:04d} (t={float(t):g})"
+
+
+def judge(record: Mapping[str, Any] | None, thresholds: QAThresholds) -> tuple[tuple[str, ...], float]:
+    """The flags and the severity (largest score / threshold ratio) of a pair's recorded scores
+    (`PairQuality.as_json`) under `thresholds`; a pair without scores (none recorded, or scoring failed)
+    is unmeasured: no flags, severity 0."""
+    scores = [FrameScores.from_json(f) for f in (record or {}).get("frames", ())]
+    flags = tuple(f"{frame_label(s.index, s.t)}: {line}" for s in scores for line in s.over(thresholds))
+    return flags, max((s.severity(thresholds) for s in scores), default=0.0)
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,19 @@ def test_run_needs_a_started_pool_and_runs_once_at_a_time(
         assert [r.ok for r in pool.run([make_job("w")])] == [True]
 
 
+def test_pairs_submitted_while_running_join_the_run(ray_local: tuple[RayCluster, str], make_job: MakeJob) -> None:
+    """What the quality policy does: a pair's result seen, another render of it queued on the same pool."""
+    with ActorPool(PoolConfig(actors=1, max_in_flight_per_actor=1), CROSSFADE) as pool:
+        with pytest.raises(RuntimeError, match="needs a running run"):
+            pool.submit(make_job("early"))
+        seen = []
+        for result in pool.run([make_job("a"), make_job("b")]):
+            seen.append(result.job.render_key)
+            if result.job.render_key in ("b", "b2"):  # the last result of the run, then of the submitted pair
+                pool.submit(make_job(result.job.render_key + "2", seed=9))
+        assert seen == ["a", "b", "b2", "b22"] and pool.stats().pairs_ok == 4
+
+
 def test_pool_refuses_what_the_cluster_cannot_hold(ray_local: tuple[RayCluster, str]) -> None:
     with pytest.raises(PoolStartError, match=r"actors=3 x WorkerConfig CPU=1 needs CPU=3, the Ray cluster has CPU=2"):
         ActorPool(PoolConfig(actors=3), WorkerConfig(backend="crossfade")).start()

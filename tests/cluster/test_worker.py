@@ -147,8 +147,10 @@ def test_worker_returns_every_pairs_quality_scores_and_still_publishes_a_flagged
     assert set(qa["frames"][0]) == {"index", "t", "tone", "flicker", "ghost", "lines", "vanish", "motion"}
     flash = make_job("q2", params=(("defect", "flicker"), ("defect_strength", 0.5)))
     spoiled = clean.render(flash)
-    assert spoiled.ok and Path(spoiled.frame_paths[0]).is_file()  # phase 1: flagged, not retried
+    assert spoiled.ok and Path(spoiled.frame_paths[0]).is_file()  # the shot's policy decides, on the driver
     assert spoiled.meta["defect"] == "flicker" and any(": flicker " in f for f in spoiled.meta["qa"]["flags"])
+    lenient = make_job("q3", params=flash.params, qa_thresholds=(("flicker", 1000.0),))  # the shot's thresholds
+    assert not any(": flicker " in f for f in clean.render(lenient).meta["qa"]["flags"])
 
 
 # ----------------------------------------------------------------------------- simulated GPU backend

@@ -15,7 +15,7 @@ import pytest
 from tasks.synthetic import InbetweenCase, inbetween_case
 from tooncrafter_model.backend import CrossfadeBackend
 from tooncrafter_model.defects import DEFECTS, inject
-from tooncrafter_model.quality import SCORES, QAThresholds, hard_problems, score_pair
+from tooncrafter_model.quality import SCORES, QAThresholds, hard_problems, judge, score_pair
 
 A = np.zeros((6, 8, 3), np.uint8) + 40
 B = np.zeros((6, 8, 3), np.uint8) + 200
@@ -139,6 +139,26 @@ def test_thresholds_are_checked_and_decide_the_flags(case: InbetweenCase) -> Non
     assert quality.flagged and all(": flicker " in line for line in quality.flags)
     record = quality.as_json()
     assert record["flags"] == list(quality.flags) and len(record["frames"]) == 3  # type: ignore[arg-type]
+
+
+def test_a_recorded_pair_is_judged_again_under_other_thresholds(case: InbetweenCase) -> None:
+    """What a re-run does: the scores a worker recorded, flagged under the shot's thresholds, not the worker's."""
+    ghosted = inject("ghost", case.key_a, case.key_b, case.times, case.truth, strength=0.4, seed=1)
+    quality = score_pair(case.key_a, case.key_b, case.times, ghosted)
+    record = quality.as_json()
+    flags, severity = judge(record, QAThresholds())
+
+    def named(lines: tuple[str, ...]) -> list[str]:  # "frame 0002 (t=0.5): ghost" (values are rounded in JSON)
+        return [line.rsplit(" ", 3)[0] for line in lines]
+
+    assert named(flags) == named(quality.flags) and any(": ghost" in f for f in flags)
+    ratios = [getattr(f, s) / getattr(QAThresholds(), s) for f in quality.frames for s in SCORES if getattr(f, s)]
+    assert severity == pytest.approx(max(ratios), rel=1e-3) and severity > 1.0
+    lenient = QAThresholds(**{s: 100.0 for s in SCORES})
+    largest = max(getattr(f, s) for f in quality.frames for s in SCORES if getattr(f, s))
+    assert judge(record, lenient) == ((), pytest.approx(largest / 100, rel=1e-3))  # same scores, no flags
+    assert judge(None, QAThresholds()) == ((), 0.0)  # rendered without scores: unmeasured
+    assert judge({"error": "ValueError: broken"}, QAThresholds()) == ((), 0.0)
 
 
 # ----------------------------------------------------------------------------- the evaluation set
