@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 import shot_db
 from tooncrafter_model.backend import backend_spec
+from tooncrafter_model.quality import QAThresholds
 from tooncrafter_model.store import Store, shot_db_file
 
 
@@ -57,6 +58,11 @@ class Settings(BaseSettings):
         default_factory=dict, description="defaults for every shot list's shots, under the list's own (--default)"
     )
     limits: Limits = Field(default_factory=Limits, description="bounds on shot lists and media (TOONFARM_LIMITS__MAX_FPS)")
+    qa_thresholds: QAThresholds = Field(
+        default_factory=QAThresholds,
+        description="a generated frame is flagged when a quality score is above its threshold "
+        "(TOONFARM_QA_THRESHOLDS__GHOST=0.15); a shot list's qa.thresholds override them per shot",
+    )
     backend_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="extra construction settings per backend, e.g. {toon: {fit: crop}}"
     )

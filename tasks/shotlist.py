@@ -17,6 +17,12 @@ Schema (YAML)::
       output: renders         # output folder for the shot; default none (the run's output root)
       priority: 0             # higher renders first (rush shots); default 0
       background: "#ffffff"   # what transparent (RGBA) line art is composited over; or [r, g, b]
+      qa:                     # what to do with a pair whose in-betweens the quality scores flag
+        on_fail: retry        # flag (default): record it and show it; retry: render it again with other
+                              #   seeds; fallback: render it with another backend
+        retries: 2            # renders with other seeds a retry may take (1-10, default 2)
+        fallback: rife        # the backend to fall back to (default rife)
+        thresholds: {ghost: 0.15}   # per score, over the settings' qa_thresholds
     shots:
       - code: sq010_sh0010                  # required, folder-safe, unique per show/sequence
         source: rough/sq010_sh0010.mp4      # required: a video of the rough animation...
@@ -73,7 +79,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -98,6 +104,7 @@ from tasks.editorial import CUT_SUFFIXES, CutError, Edit, read_cut, sidecar_of
 from tasks.settings import Limits
 from tooncrafter_model.backend import BACKENDS, DEFAULT_BACKEND, check_params
 from tooncrafter_model.errors import UserError
+from tooncrafter_model.quality import SCORES, QAThresholds
 
 
 class ShotListError(UserError):
@@ -296,6 +303,29 @@ class Colour(_Model):
     ocio: Annotated[OcioTransform, AfterValidator(_ocio_paths)] | None = None
 
 
+def _thresholds(given: dict[str, float]) -> dict[str, float]:
+    try:
+        replace(QAThresholds(), **given)
+    except TypeError:
+        unknown = sorted(set(given) - {f.name for f in fields(QAThresholds)})
+        raise _bad(f"unknown score {', '.join(unknown)}; the scores are {', '.join(SCORES)}") from None
+    except UserError as exc:
+        raise _bad(str(exc).removeprefix("QAThresholds.")) from None
+    return given
+
+
+class QA(_Model):
+    """What the farm does with a pair whose in-betweens the quality scores flag (ARCHITECTURE.md,
+    "Quality control"): flag it (record it, show it on the dashboard, keep it), retry it with other
+    seeds (derived from the pair, so a re-run makes the same tries), or render it with `fallback`. A
+    flagged pair that no try makes clean keeps its least flagged try."""
+
+    on_fail: Literal["flag", "retry", "fallback"] = "flag"
+    retries: int = Field(2, ge=1, le=10)
+    fallback: Backend = DEFAULT_BACKEND
+    thresholds: Annotated[dict[str, float], AfterValidator(_thresholds)] = Field(default_factory=dict)
+
+
 class RenderParams(_Model):
     """How a shot's pairs are rendered: seed, in-betweens per gap, and free-form backend parameters."""
 
@@ -325,6 +355,7 @@ class Shot(_Model):
     edit: Edit | None = None  # where the shot sat in the cut it was read from (tasks/editorial.py)
     xsheet: ListPath | None = None  # an exposure sheet (CSV: frame, drawing): the timing, exactly
     background: Background = (255, 255, 255)  # what transparent line art is composited over
+    qa: QA = Field(default_factory=QA)
 
     # Set by load_shotlist, so per-shot errors at detect time can name the file and the field.
     _origin: str = PrivateAttr(default="")  # "shots.yaml: shots[1]" or "shots.csv: line 3"
@@ -361,6 +392,14 @@ class Shot(_Model):
             except ValueError as exc:
                 raise _bad(str(exc)) from None
         return render
+
+    @field_validator("qa")
+    @classmethod
+    def _fallback_elsewhere(cls, qa: QA, info: ValidationInfo) -> QA:
+        backend = info.data.get("backend")
+        if qa.on_fail == "fallback" and qa.fallback == backend:
+            raise _bad(f"fallback {backend} is the shot's own backend; fall back to another one")
+        return qa
 
     @field_validator("sketches")
     @classmethod
@@ -427,6 +466,7 @@ class _Defaults(_Model):
     output: ListPath | None = None
     priority: int | None = None
     background: Background | None = None
+    qa: dict[str, Any] | None = None  # validated per shot, after merging with the shot's own
 
 
 class _File(_Model):

@@ -1,13 +1,16 @@
-"""Settings: what each backend is built with comes from its registry entry, never from its name."""
+"""Settings: what each backend is built with comes from its registry entry, never from its name; the QA
+thresholds are settings."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from tasks.settings import Settings
 from tooncrafter_model.backend import BACKENDS, BackendSpec, _factory
+from tooncrafter_model.quality import QAThresholds
 
 
 def test_backends_are_built_with_what_their_registry_entry_names(tmp_path: Path) -> None:
@@ -35,3 +38,13 @@ def test_registry_entries_are_consistent(name: str) -> None:
     spec = BACKENDS[name]
     assert set(spec.settings.values()) <= set(Settings.model_fields), spec.settings
     assert _factory(spec).name == name  # the class reports the name it is registered under
+
+
+def test_qa_thresholds_default_to_the_measured_ones_and_are_set_like_any_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().qa_thresholds == QAThresholds()  # bench/quality.py's choice (ARCHITECTURE.md)
+    monkeypatch.setenv("TOONFARM_QA_THRESHOLDS__GHOST", "0.15")
+    assert Settings().qa_thresholds == QAThresholds(ghost=0.15)
+    with pytest.raises(ValidationError, match="QAThresholds.tone: must be a number > 0"):
+        Settings(qa_thresholds={"tone": 0})

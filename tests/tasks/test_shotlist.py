@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tasks.settings import Limits
-from tasks.shotlist import RenderParams, Shot, ShotList, ShotListError, Source, load_shotlist
+from tasks.shotlist import QA, RenderParams, Shot, ShotList, ShotListError, Source, load_shotlist
 
 WriteList = Callable[..., ShotList]
 
@@ -293,6 +293,44 @@ def test_csv_errors_name_the_line_and_the_column(tmp_path: Path, text: str, expe
 def test_render_params_must_be_the_backends_own(write_shotlist: WriteList) -> None:
     with pytest.raises(ShotListError, match=r"shots\[0\]\.render: the rife backend takes no parameter steps \(it takes: none\)"):
         write_shotlist([{"code": "sh0010", "source": "a.mp4", "render": {"params": {"steps": 10}}}], defaults={"fps": 24})
+
+
+def test_a_qa_policy_per_shot_inherits_key_by_key(write_shotlist: WriteList) -> None:
+    shots = write_shotlist(
+        [
+            {"code": "sh0010", "source": "a.mp4"},
+            {"code": "sh0020", "source": "b.mp4",
+             "qa": {"on_fail": "fallback", "fallback": "crossfade", "thresholds": {"tone": 2}}},
+            {"code": "sh0030", "source": "c.mp4", "backend": "crossfade", "qa": {"retries": 3}},
+        ],
+        defaults={"fps": 24, "qa": {"on_fail": "retry", "thresholds": {"ghost": 0.15}}},
+    )
+    first, second, third = shots.shots
+    assert first.qa == QA(on_fail="retry", retries=2, fallback="rife", thresholds={"ghost": 0.15})
+    assert (second.qa.on_fail, second.qa.fallback) == ("fallback", "crossfade")
+    assert second.qa.thresholds == {"ghost": 0.15, "tone": 2.0}
+    assert third.qa.on_fail == "retry" and third.qa.retries == 3
+    assert Shot.model_fields["qa"].default_factory is not None and QA().on_fail == "flag"  # by default: flag
+
+
+@pytest.mark.parametrize(
+    ("qa", "expected"),
+    [
+        ("{on_fail: melt}", "shots[0].qa.on_fail: input should be 'flag', 'retry' or 'fallback' (got 'melt')"),
+        ("{retries: 0}", "shots[0].qa.retries: input should be greater than or equal to 1 (got 0)"),
+        ("{retries: 11}", "shots[0].qa.retries: input should be less than or equal to 10 (got 11)"),
+        ("{fallback: nope}",
+         "shots[0].qa.fallback: unknown backend; choose one of crossfade, rife, simulated-gpu, toon (got 'nope')"),
+        ("{on_fail: fallback}", "shots[0].qa: fallback rife is the shot's own backend; fall back to another one"),
+        ("{thresholds: {blur: 1}}",
+         "shots[0].qa.thresholds: unknown score blur; the scores are tone, flicker, ghost, lines, vanish"),
+        ("{thresholds: {ghost: -1}}", "shots[0].qa.thresholds: ghost: must be a number > 0, got -1.0"),
+        ("{when: always}", "shots[0].qa.when: unknown field"),
+    ],
+)
+def test_a_bad_qa_policy_is_one_line_naming_the_field(tmp_path: Path, qa: str, expected: str) -> None:
+    path = tmp_path / "shots.yaml"
+    assert _error(path, f"shots:\n  - {{code: a, source: a.mp4, fps: 24, qa: {qa}}}\n") == f"{path}: {expected}"
 
 
 # ----------------------------------------------------------------------------- limits (RELIABILITY.md)
