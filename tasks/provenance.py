@@ -1,4 +1,5 @@
-"""Identities by content: the render key of a pair and the assembly key of a shot version.
+"""Identities by content: the render key of a pair and the assembly key of a shot version, and what a
+version's sidecar says of a pair the quality policy rendered again.
 
 "Stale" means stored key != computed key; that is how a re-render picks exactly what changed.
 """
@@ -8,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tooncrafter_model.backend import BackendIdentity
+
+if TYPE_CHECKING:
+    from tasks.render import PairWork, ShotWork
 
 
 def _digest(payload: Mapping[str, Any]) -> str:
@@ -55,3 +59,14 @@ def assembly_key(
     """Hash of what decides a shot version's outputs: for each output frame the identity of its source
     (keyframe pixel hash, or render key + index), the fps, the LUT content and the output settings."""
     return _digest({"layout": list(layout), "fps": fps, "lut": lut_sha256, "output": dict(output or {})})
+
+
+def pair_provenance(work: ShotWork, pair: PairWork) -> dict[str, Any]:
+    """What a version's sidecar says of a pair beyond its key and frames: the backend and seed that made it
+    when they are not the shot's (a retry, a fallback), and the quality policy's decision, if it made one."""
+    out: dict[str, Any] = {}
+    if pair.identity != work.identity or pair.seed != work.plan.shot.render.seed:
+        out.update(backend=pair.identity.as_dict(), seed=pair.seed, params=dict(pair.params))
+    if pair.decision is not None:
+        out["qa"] = pair.decision.as_json()
+    return out

@@ -20,7 +20,8 @@ from shot_db.records import OutputFrame, VersionOutputs, VersionPair
 from tasks.assemble import EncodeSettings, ShotOutputs, assemble_shot, parse_fps
 from tasks.colour import Stylize, lut_hash, stylize_identity
 from tasks.detect import InbetweenSlot, frame_layout
-from tasks.provenance import assembly_key
+from tasks.provenance import assembly_key, pair_provenance
+from tasks.qa import PairQA
 from tasks.record import transaction
 from tasks.render import ShotRenders
 from tasks.settings import Settings
@@ -41,6 +42,7 @@ class ShotOutcome:
     failed: int = 0
     errors: tuple[str, ...] = ()
     sidecar: str | None = None
+    qa: tuple[PairQA, ...] = ()  # pairs the quality policy decided (tasks/qa.py), for the dashboard
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,9 @@ def _outcome(
     errors: tuple[str, ...] = (),
     sidecar: str | None = None,
 ) -> ShotOutcome:
-    return ShotOutcome(done.work.shot_id, status, version, mp4, frames, done.rendered, done.reused, done.failed, errors, sidecar)
+    return ShotOutcome(
+        done.work.shot_id, status, version, mp4, frames, done.rendered, done.reused, done.failed, errors, sidecar, done.qa
+    )
 
 
 def _provenance(
@@ -191,6 +195,7 @@ def _provenance(
                 "render_key": p.render_key,
                 "frames": list(done.frames[p.render_key]),
                 **made_by.get(p.render_key, {}),
+                **pair_provenance(work, p),
             }
             for p in work.pairs
         ],

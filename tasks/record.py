@@ -6,10 +6,10 @@ batches (one transaction per flush, not per pair) to keep the per-pair overhead 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import shot_db
 from shot_db import Session, ShotDB
@@ -19,7 +19,7 @@ from tooncrafter_model.errors import TransientError, UserError
 
 if TYPE_CHECKING:  # the CLI's history commands use this module without starting the farm's imports (Ray)
     from cluster import PairResult
-    from tasks.render import ShotWork
+    from tasks.render import PairWork, ShotWork
 
 
 class ShotDBUnreachable(TransientError):
@@ -59,10 +59,11 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def finished_keys(db: ShotDB, keys: list[str]) -> set[str]:
-    """The render keys among `keys` that already have finished renders."""
+def finished_renders(db: ShotDB, keys: list[str]) -> dict[str, Mapping[str, Any] | None]:
+    """The render keys among `keys` that already have finished renders, each with its recorded quality
+    scores (None without): what a re-run replays the QA policy's decisions from."""
     with transaction(db) as s:
-        return {k for k in keys if shot_db.find_finished_render(session=s, render_key=k) is not None}
+        return shot_db.finished_quality(session=s, keys=keys)
 
 
 def record_plans(db: ShotDB, works: list[ShotWork], flow_run_id: str | None) -> None:
@@ -71,24 +72,31 @@ def record_plans(db: ShotDB, works: list[ShotWork], flow_run_id: str | None) -> 
         shot_db.upsert_keyframes(session=s, keyframes=[
             KeyframeRecord(k.pixel_hash, w.plan.width, w.plan.height, str(k.path)) for w in works for k in w.plan.keyframes
         ])
-        claims = []
-        for work in works:
-            plan, shot = work.plan, work.plan.shot
-            row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
-            hashes = {k.frame: k.pixel_hash for k in plan.keyframes}
-            ident = work.identity
-            for p in work.pairs:
-                if p.job is None:
-                    continue
-                pair = plan.pairs[p.index]
-                spec = RenderSpec(
-                    render_key=p.render_key, keyframe_a=hashes[pair.a], keyframe_b=hashes[pair.b], times=pair.times,
-                    backend=ident.name, weights_sha256=ident.weights_sha256, config_hash=ident.config_hash,
-                    code_version=ident.code_version, seed=shot.render.seed,
-                    params={"prompt": shot.prompt, **work.params}, sketch_hashes=p.sketch_hashes,
-                )
-                claims.append(RenderClaim(spec, row.id, pair.a, pair.b))
+        claims = [c for w in works for c in _claims(s, w, [p for p in w.pairs if p.job is not None])]
         shot_db.claim_renders(session=s, claims=claims, flow_run_id=flow_run_id)
+
+
+def claim_pairs(db: ShotDB, work: ShotWork, pairs: list[PairWork], flow_run_id: str | None) -> None:
+    """Claim render rows for pairs the batch adds while it runs (a retry or a fallback of a flagged pair)."""
+    with transaction(db) as s:
+        shot_db.claim_renders(session=s, claims=_claims(s, work, pairs), flow_run_id=flow_run_id)
+
+
+def _claims(s: Session, work: ShotWork, pairs: list[PairWork]) -> list[RenderClaim]:
+    plan, shot = work.plan, work.plan.shot
+    row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
+    hashes = {k.frame: k.pixel_hash for k in plan.keyframes}
+    claims = []
+    for p in pairs:
+        pair, ident = plan.pairs[p.index], p.identity
+        spec = RenderSpec(
+            render_key=p.render_key, keyframe_a=hashes[pair.a], keyframe_b=hashes[pair.b], times=pair.times,
+            backend=ident.name, weights_sha256=ident.weights_sha256, config_hash=ident.config_hash,
+            code_version=ident.code_version, seed=p.seed, params={"prompt": shot.prompt, **p.params},
+            sketch_hashes=p.sketch_hashes,
+        )
+        claims.append(RenderClaim(spec, row.id, pair.a, pair.b))
+    return claims
 
 
 def _outcome(result: PairResult) -> RenderOutcome:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tasks.publish import ShotOutcome
+from tasks.qa import qa_markdown
 from tooncrafter_model.store import version_name
 
 
@@ -73,4 +74,7 @@ def report_markdown(batch: BatchReport) -> str:
                  f"{sum(o.status == 'failed' for o in batch.outcomes) + len(batch.unplanned)} failed shots.")
     if batch.errors:
         lines += ["", "### Errors", *[f"- {e}" for e in batch.errors]]
+    flagged = [line for o in batch.outcomes for line in qa_markdown(o.shot_id, o.qa)]
+    if flagged:
+        lines += ["", "### Quality: flagged pairs", "", *flagged]
     return "\n".join(lines) + "\n"

@@ -22,7 +22,8 @@ from cluster import PairResult
 from shot_db import ShotDB
 from tasks.detect import ShotPlan, detect_shot
 from tasks.publish import ShotOutcome, publish_shot
-from tasks.record import ResultRecorder, finished_keys, record_plans
+from tasks.qa import QALog
+from tasks.record import ResultRecorder, finished_renders, record_plans
 from tasks.render import ShotRenders, ShotWork, plan_work, render_shots
 from tasks.report import BatchReport, report_markdown, report_rows
 from tasks.settings import Limits, Settings
@@ -55,7 +56,7 @@ def detect(shot: Shot, store: Path) -> ShotPlan:
 @task(name="plan-renders", cache_policy=NO_CACHE)
 def plan_renders(plans: list[ShotPlan], settings: Settings, db: ShotDB, flow_run_id: str | None) -> list[ShotWork]:
     """Render keys for every pair; finished keys are reused; the rest are claimed in the shot DB."""
-    works = plan_work(plans, settings, lambda keys: finished_keys(db, keys))
+    works = plan_work(plans, settings, lambda keys: finished_renders(db, keys))
     record_plans(db, works, flow_run_id)
     return works
 
@@ -99,7 +100,7 @@ def render(works: list[ShotWork], settings: Settings, db: ShotDB, flow_run_id: s
         recorder.add(result)
         progress.debug("pair", extra={"toonfarm": {"event": "pair", "shot": result.job.shot, "ok": result.ok}})
 
-    yield from render_shots(works, settings, on_result, recorder.flush)
+    yield from render_shots(works, settings, on_result, recorder.flush, QALog(db, flow_run_id))
     recorder.flush()
 
 

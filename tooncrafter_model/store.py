@@ -6,6 +6,7 @@ One output root, a folder every node mounts at the same path (ARCHITECTURE.md, "
     <root>/store/sketches/<pixel hash>.png                 content-addressed sketch guidance
     <root>/store/renders/<key[:2]>/<render key>/0001.png   one folder per rendered pair
     <root>/store/scans/<digest>.json                       remembered video scans
+    <root>/store/qa/<key[:2]>/<render key>.<frame>.jpg     a flagged pair's frame strip (the dashboard's)
     <root>/<show>/<sequence>/<shot>/v001/png/<shot>.0001.png, <shot>_v001.mp4, provenance.json
     <root>/toonfarm.sqlite                                 the default shot DB
 
@@ -51,6 +52,10 @@ class Store:
 
     def scan(self, digest: str) -> Path:
         return self.root / "scans" / f"{digest}.json"
+
+    def qa_strip(self, key: str, frame_a: int) -> Path:
+        """The picture of render `key` between its keyframes, as the pair starting at `frame_a` shows it."""
+        return self.root / "qa" / key[:2] / f"{key}.{frame_a}.jpg"
 
 
 def shot_db_file(output_root: str | os.PathLike[str]) -> Path:

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from flows.cli.options import DbOpt, JsonOpt, OutputRootOpt, resolve_settings
 from shot_db import ShotDB
-from shot_db.records import Lineage, RenderInfo, VersionInfo
+from shot_db.records import Lineage, QADecisionInfo, RenderInfo, VersionInfo
 from tasks.history import lineage_of, shot_versions
 from tasks.record import open_db
 from tooncrafter_model.store import version_name
@@ -74,7 +74,20 @@ def _describe_render(r: RenderInfo) -> list[str]:
         f"  backend    {r.backend}  weights {r.weights_sha256 or '-'}  config {r.config_hash}  code {r.code_version}",
         f"  params     {json.dumps(dict(r.params), sort_keys=True)}  seed {r.seed}",
         f"  ran on     {r.worker} @ {r.node}  {_when(r.started_at)} .. {_when(r.finished_at)}  flow run {r.flow_run_id or '-'}",
+        *_describe_qa(r.qa),
     ]
+
+
+def _describe_qa(qa: QADecisionInfo | None) -> list[str]:
+    """Why the pair's render is this one: the quality policy's decision and every render it tried."""
+    if qa is None:
+        return []
+    lines = [f"  qa         {qa.outcome} (on_fail: {qa.policy.get('on_fail')}): flagged {qa.reason}"]
+    for t in qa.tries:
+        verdict = "flagged: " + "; ".join(t.flags) if t.flags else "clean"
+        used = "  <- used" if t.render_key == qa.accepted_key else ""
+        lines.append(f"    try {t.number}    {t.backend}  seed {t.seed}  render {t.render_key[:12]}  {verdict}{used}")
+    return lines
 
 
 def _describe(found: Lineage) -> list[str]:
