@@ -89,7 +89,8 @@ def _decision_row(
         tries.append(QATry(number=number, render_id=render.id, flags=flags, severity=float(t.severity)))
     accepted = renders[d.accepted_key]
     if accepted.status is not RenderStatus.finished:
-        raise ShotDBError(f"{label} accepted_key: render {d.accepted_key[:12]} is {accepted.status.value}, not finished")
+        status = accepted.status.value
+        raise ShotDBError(f"{label} accepted_key: render {d.accepted_key[:12]} is {status}, not finished")
     return QADecision(
         id=uuid.uuid4(), render_id=renders[key].id, accepted_render_id=accepted.id,
         policy_hash=check.sha256(d.policy_hash, f"{label} policy_hash"),

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 STRIP_COLUMNS = 6  # a pair's keyframes and in-betweens, six to a row, as on a version's contact sheet
 STRIP_ROWS = 2  # twelve tiles: a pair on 2s to 8s whole; a longer gap shows its start and its end
+REASON_FLAGS = 4  # flags a decision's one-line reason names
 
 
 @dataclass(frozen=True)
@@ -119,21 +120,24 @@ class Decision:
 
     @property
     def reason(self) -> str:
-        """The first try's flags, one line."""
-        return "; ".join(self.tries[0].flags)
+        """The first try's flags, one line (the first few: every try's are kept with it)."""
+        flags = self.tries[0].flags
+        more = f"; and {len(flags) - REASON_FLAGS} more" if len(flags) > REASON_FLAGS else ""
+        return "; ".join(flags[:REASON_FLAGS]) + more
 
     def summary(self) -> str:
-        """One line for people: what was flagged and what was done about it."""
+        """One line for people: what was done about the flagged pair, and why."""
         chosen, count = self.chosen, len(self.tries)
         if self.outcome == "retried":
-            done = f"retried: try {self.accepted + 1} of {count} (seed {chosen.seed}) came out clean"
+            done = f"try {self.accepted + 1} of {count} (seed {chosen.seed}) came out clean"
         elif self.outcome == "fell-back":
-            done = f"fell back to {chosen.backend}, which came out clean"
+            done = f"{chosen.backend} came out clean"
         elif count == 1:
             done = "kept (qa.on_fail: flag)"
         else:
-            done = f"kept try {self.accepted + 1} of {count} ({chosen.backend}, seed {chosen.seed}): every try was flagged"
-        return f"{done}; flagged: {self.reason}"
+            kept = f"try {self.accepted + 1} of {count} ({chosen.backend}, seed {chosen.seed})"
+            done = f"every try was flagged: kept {kept}"
+        return f"{done}; first try flagged: {self.reason}"
 
     def as_json(self) -> dict[str, Any]:
         """For the version's provenance sidecar."""

@@ -129,7 +129,9 @@ class _Tries:
         shot = plan.shot
         return self._make(plan, index, shot.backend, shot.render.seed, shot.render.params, policy)
 
-    def finished(self, work: ShotWork, take: PairWork, stored: tuple[str, ...], record: Mapping[str, Any] | None) -> PairWork:
+    def finished(
+        self, work: ShotWork, take: PairWork, stored: tuple[str, ...], record: Mapping[str, Any] | None
+    ) -> PairWork:
         """`take` finished with frames `stored` and scores `record`: the pair's next try (a job to render),
         or the try it settles on (no job; with the decision when its first try was flagged)."""
         policy, shot = work.policy, work.plan.shot
@@ -153,7 +155,8 @@ class _Tries:
         frames = {k.frame: k for k in plan.keyframes}
         a, b = frames[pair.a], frames[pair.b]
         guided = backend_spec(backend).sketches  # a fallback that takes no sketches renders without them
-        sketches = [((s.frame - pair.a) / (pair.b - pair.a), s) for s in plan.sketches if guided and pair.a < s.frame < pair.b]
+        inside = [s for s in plan.sketches if guided and pair.a < s.frame < pair.b]
+        sketches = [((s.frame - pair.a) / (pair.b - pair.a), s) for s in inside]
         key = render_key(
             hash_a=a.pixel_hash, hash_b=b.pixel_hash, identity=identity, times=pair.times, seed=seed,
             prompt=shot.prompt, params=params, sketch_hashes=[(t, s.pixel_hash) for t, s in sketches],
@@ -279,8 +282,9 @@ def render_shots(
             else:
                 shot.rendered += n == 0
                 shot.reused += n > 0
-                record = result.meta.get("qa")
-                later = tries.finished(shot.work, take, result.frame_paths, record if isinstance(record, dict) else None)
+                scores = result.meta.get("qa")
+                record = scores if isinstance(scores, dict) else None
+                later = tries.finished(shot.work, take, result.frame_paths, record)
                 if later.job is not None:  # the policy tries the pair again
                     if qa:
                         qa.claim(shot.work, later)

@@ -40,7 +40,8 @@ def _shot(folder: Path, code: str, seed: int, **fields: Any) -> dict[str, Any]:
     character = make_character(seed)
     images = []
     for i, frame in enumerate(KEYS):
-        path = write_frame(folder / code / f"{frame:04d}.png", draw_frame(0.3 + 0.03 * i, width=W, height=H, character=character))
+        drawing = draw_frame(0.3 + 0.03 * i, width=W, height=H, character=character)
+        path = write_frame(folder / code / f"{frame:04d}.png", drawing)
         images.append({"frame": frame, "image": str(path.relative_to(folder))})
     return {"code": code, "source": images, "end": KEYS[-1], "backend": "simulated-gpu", **fields}
 
@@ -85,10 +86,12 @@ def test_retry_fallback_and_flag_each_do_what_the_shot_asks_and_a_rerun_renders_
 
     # a retry with another seed and a fallback to another backend replace the flagged pairs: clean frames
     for code in ("retried", "fellback", "clean"):
-        assert all(np.array_equal(a, b) for a, b in zip(_inbetweens(out[code]), _fades(shotlist, code), strict=True)), code
+        pairs = zip(_inbetweens(out[code]), _fades(shotlist, code), strict=True)
+        assert all(np.array_equal(a, b) for a, b in pairs), code
     # flag keeps the spoilt frames (a colour drift of 8 ΔE is several levels on every pixel)
     for code in ("flagged", "hopeless"):
-        assert all(np.abs(a.astype(int) - b).mean() > 2 for a, b in zip(_inbetweens(out[code]), _fades(shotlist, code))), code
+        pairs = zip(_inbetweens(out[code]), _fades(shotlist, code), strict=True)
+        assert all(np.abs(a.astype(int) - b).mean() > 2 for a, b in pairs), code
 
     db = ShotDB.open(settings.db_url)
     with db.transaction() as s:
@@ -110,7 +113,9 @@ def test_retry_fallback_and_flag_each_do_what_the_shot_asks_and_a_rerun_renders_
     assert [(r.backend, r.qa.outcome if r.qa else None) for r in fellback] == [("crossfade", "fell-back")] * 2
     assert [len(r.qa.tries) for r in fellback if r.qa] == [2, 2] and fellback[0].params == {"prompt": ""}
     flagged = history["flagged"].renders
-    assert [(r.backend, r.seed, r.qa.outcome if r.qa else None) for r in flagged] == [("simulated-gpu", 0, "flagged")] * 2
+    assert [(r.backend, r.seed, r.qa.outcome if r.qa else None) for r in flagged] == [
+        ("simulated-gpu", 0, "flagged")
+    ] * 2
     hopeless = [r.qa for r in history["hopeless"].renders]
     assert all(q is not None and q.outcome == "flagged" and len(q.tries) == 2 for q in hopeless)
     assert all(r.qa is None for r in history["clean"].renders)
@@ -133,7 +138,8 @@ def test_retry_fallback_and_flag_each_do_what_the_shot_asks_and_a_rerun_renders_
     assert "    try 1    simulated-gpu  seed 0  render " in shown.stdout and "  <- used" in shown.stdout
     fallen = sorted((Path(out["fellback"].mp4).parent / "png").glob("*.png"))[4]
     shown = CliRunner().invoke(app, ["lineage", str(fallen), "--db", settings.db_url])
-    assert "  qa         fell-back (on_fail: fallback)" in shown.stdout and "    try 2    crossfade  seed 0" in shown.stdout
+    assert "  qa         fell-back (on_fail: fallback)" in shown.stdout
+    assert "    try 2    crossfade  seed 0" in shown.stdout
 
     # the dashboard shows each shot's flagged pairs with their frames
     kept = out["flagged"].qa
@@ -161,8 +167,8 @@ def test_retry_fallback_and_flag_each_do_what_the_shot_asks_and_a_rerun_renders_
     changed = render_batch(str(shotlist), settings)
     assert changed.summary == "rendered 2 pairs, reused 8, failed 0"  # the flagged shot's two fallbacks
     status = {o.shot_id.split("/")[-1]: o.status for o in changed.outcomes}
-    assert status == {"retried": "unchanged", "fellback": "unchanged", "flagged": "new-version", "hopeless": "unchanged",
-                      "clean": "unchanged"}  # fmt: skip
+    assert status == {"retried": "unchanged", "fellback": "unchanged", "flagged": "new-version",
+                      "hopeless": "unchanged", "clean": "unchanged"}  # fmt: skip
     now = next(o for o in changed.outcomes if o.shot_id.endswith("/flagged"))
     assert all(np.array_equal(a, b) for a, b in zip(_inbetweens(now), _fades(shotlist, "flagged"), strict=True))
     with db.transaction() as s:

@@ -113,7 +113,9 @@ def test_workers_upgrading_at_once_upgrade_once(fresh_url: str) -> None:
 # A new revision needs both (the registry test below fails otherwise).
 
 _NOW = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
-_IDS = {name: uuid.uuid5(uuid.NAMESPACE_URL, name) for name in ("shot", "render", "retry", "attempt", "version", "batch")}
+_IDS = {
+    name: uuid.uuid5(uuid.NAMESPACE_URL, name) for name in ("shot", "render", "retry", "attempt", "version", "batch")
+}
 _KEY_A, _KEY_B = sha("kf", "a"), sha("kf", "b")
 _RENDER_KEY = sha("render", 1)
 _RETRY_KEY = sha("render", 2)
