@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -149,7 +150,7 @@ class Decision:
             "tries": [asdict(t) for t in self.tries],
         }
 
-    def record(self, shot_id: Any) -> QADecisionRecord:
+    def record(self, shot_id: uuid.UUID) -> QADecisionRecord:
         return QADecisionRecord(
             render_key=self.tries[0].render_key, accepted_key=self.chosen.render_key,
             policy_hash=self.policy.digest, policy=self.policy.as_json(), outcome=self.outcome,
@@ -216,37 +217,46 @@ class PairQA:
     outcome: str
     summary: str
     frames: tuple[str, ...]  # the in-betweens the shot uses
-    strip: str | None = None  # a picture of the pair (keyframes and in-betweens), kept flagged pairs only
+    strip: str = ""  # a picture of the pair (keyframes and in-betweens), kept flagged pairs only
     strip_url: str | None = None  # where browsers fetch it (the preview server), when it can serve it
 
 
 def pair_qa(done: ShotRenders, settings: Settings) -> tuple[PairQA, ...]:
     """The shot's decided pairs in frame order; a pair kept flagged gets a frame strip, written once
     into the store (ARCHITECTURE.md, "Output layout") and linked through the preview server."""
-    plan = done.work.plan
-    image_of = {k.frame: k.path for k in plan.keyframes}
     out = []
     for p in done.work.pairs:
         if p.decision is None:
             continue
-        pair = plan.pairs[p.index]
+        pair = done.work.plan.pairs[p.index]
+        strip = _strip(done, p, settings) if p.decision.outcome == "flagged" else None
+        url = preview_url(settings.preview_base_url, settings.output_root, strip) if strip else None
         frames = done.frames[p.render_key]
-        strip = url = None
-        if p.decision.outcome == "flagged":
-            path = settings.store.qa_strip(p.render_key, pair.a)
-            if not path.is_file():
-                tiles = [SheetFrame(image_of[pair.a], pair.a, False)]
-                tiles += [SheetFrame(Path(f), pair.a + i, True) for i, f in enumerate(frames, 1)]
-                tiles.append(SheetFrame(image_of[pair.b], pair.b, False))
-                flagged = sorted({f.split(": ")[1].split()[0] for f in p.decision.chosen.flags})
-                title = f"{plan.shot.code} {pair.a}-{pair.b} flagged: {', '.join(flagged)}"
-                picture = contact_sheet(tiles, title=title, columns=STRIP_COLUMNS, max_rows=STRIP_ROWS)
-                with atomic_write(path) as f:
-                    f.write(encode(picture))
-            strip = str(path)
-            url = preview_url(settings.preview_base_url, settings.output_root, path)
-        out.append(PairQA(pair.a, pair.b, p.decision.outcome, p.decision.summary(), frames, strip, url))
+        out.append(PairQA(pair.a, pair.b, p.decision.outcome, p.decision.summary(), frames, str(strip or ""), url))
     return tuple(sorted(out, key=lambda q: q.a))
+
+
+def _strip(done: ShotRenders, p: PairWork, settings: Settings) -> Path | None:
+    """The picture of a flagged pair: its keyframes and in-betweens, titled with what was flagged. None
+    when it cannot be written (a full disk): it is a preview, and the pair's frames are listed anyway."""
+    plan, pair = done.work.plan, done.work.plan.pairs[p.index]
+    path = settings.store.qa_strip(p.render_key, pair.a)
+    if path.is_file():
+        return path
+    image_of = {k.frame: k.path for k in plan.keyframes}
+    tiles = [SheetFrame(image_of[pair.a], pair.a, False)]
+    tiles += [SheetFrame(Path(f), pair.a + i, True) for i, f in enumerate(done.frames[p.render_key], 1)]
+    tiles.append(SheetFrame(image_of[pair.b], pair.b, False))
+    decision = p.decision
+    scores = sorted({f.split(": ")[1].split()[0] for f in decision.chosen.flags}) if decision else []
+    title = f"{plan.shot.code} {pair.a}-{pair.b} flagged: {', '.join(scores)}"
+    try:
+        picture = contact_sheet(tiles, title=title, columns=STRIP_COLUMNS, max_rows=STRIP_ROWS)
+        with atomic_write(path) as f:
+            f.write(encode(picture))
+    except OSError:
+        return None
+    return path
 
 
 def qa_markdown(shot_id: str, pairs: Sequence[PairQA]) -> list[str]:

@@ -144,7 +144,7 @@ def test_retry_fallback_and_flag_each_do_what_the_shot_asks_and_a_rerun_renders_
     # the dashboard shows each shot's flagged pairs with their frames
     kept = out["flagged"].qa
     assert [(q.a, q.b, q.outcome) for q in kept] == [(0, 3, "flagged"), (3, 6, "flagged")]
-    strip = read_frame(kept[0].strip or "")
+    strip = read_frame(kept[0].strip)
     assert strip.shape[1] == 960 and kept[0].strip_url and kept[0].strip_url.endswith(".0.jpg")
     markdown = report_markdown(batch)
     assert "### Quality: flagged pairs" in markdown and "#### qa/sq010/flagged: 2 kept flagged, 0 replaced" in markdown
