@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, inspect
 import shot_db
 from shot_db import _migrate
 from shot_db.models import Base
+from shot_db.records import OutputFile
 
 from .conftest import sha
 
@@ -135,35 +136,49 @@ def _column_type(value: object) -> sa.types.TypeEngine[Any] | None:
     return None
 
 
-def _seed_0001(conn: Connection) -> None:
-    def insert(name: str, **row: Any) -> None:
-        table = sa.table(name, *(sa.column(k, _column_type(v)) for k, v in row.items()))
-        conn.execute(table.insert().values(**row))
+def _insert(conn: Connection, name: str, **row: Any) -> None:
+    table = sa.table(name, *(sa.column(k, _column_type(v)) for k, v in row.items()))
+    conn.execute(table.insert().values(**row))
 
-    insert("shot", id=_IDS["shot"], show="pilot", sequence="sq010", code="sh0010", fps=24.0,
-           created_at=_NOW, updated_at=_NOW)
+
+_V1_FILES = {
+    "png_dir": "/out/pilot/sq010/sh0010/v001/png", "mp4_path": "/out/pilot/sq010/sh0010/v001/sh0010_v001.mp4",
+    "sidecar_path": "/out/pilot/sq010/sh0010/v001/provenance.json",
+}  # fmt: skip
+
+
+def _seed_catalog(conn: Connection) -> None:
+    """The rows every revision so far has in the same form: a shot, its keyframes, a render, a batch."""
+    _insert(conn, "shot", id=_IDS["shot"], show="pilot", sequence="sq010", code="sh0010", fps=24.0,
+            created_at=_NOW, updated_at=_NOW)
     for h in (_KEY_A, _KEY_B):
-        insert("keyframe", pixel_hash=h, width=64, height=48, path=f"/out/store/keyframes/{h}.png", created_at=_NOW)
-    insert("render", id=_IDS["render"], render_key=_RENDER_KEY, shot_id=_IDS["shot"], frame_a=0, frame_b=3,
-           keyframe_a_hash=_KEY_A, keyframe_b_hash=_KEY_B, inbetweens=2, times=[1 / 3, 2 / 3], backend="rife",
-           weights_sha256=sha("w"), config_hash="cfg", code_version="toonfarm-model-1", params={"steps": 4},
-           seed=7, sketch_hashes=[], status="finished", output_dir="/out/store/renders/x",
-           frame_hashes=[sha("f", 1), sha("f", 2)], worker="actor-0", node="n", started_at=_NOW,
-           finished_at=_NOW, seconds=1.5, error=None, meta={}, flow_run_id="run-1", created_at=_NOW)
-    insert("render_attempt", id=_IDS["attempt"], render_id=_IDS["render"], attempt=1, worker="actor-0", node="n",
-           started_at=_NOW, finished_at=_NOW, status="ok", error=None, model_loads=1, flow_run_id="run-1")
-    insert("shot_version", id=_IDS["version"], shot_id=_IDS["shot"], number=1, assembly_key=sha("asm"),
-           frame_count=4, fps=24.0, png_dir="/out/pilot/sq010/sh0010/v001/png",
-           mp4_path="/out/pilot/sq010/sh0010/v001/sh0010_v001.mp4",
-           sidecar_path="/out/pilot/sq010/sh0010/v001/provenance.json",
-           output_hashes={"mp4_sha256": _MP4_0001, "frames": _FRAMES_0001}, settings={"lut": None},
-           flow_run_id="run-1", created_at=_NOW)
-    insert("shot_version_render", version_id=_IDS["version"], position=0, render_id=_IDS["render"], frame_a=0,
-           frame_b=3)
-    insert("shot_version_keyframe", version_id=_IDS["version"], frame=0, keyframe_hash=_KEY_A)
-    insert("shot_version_keyframe", version_id=_IDS["version"], frame=3, keyframe_hash=_KEY_B)
-    insert("batch_run", id=_IDS["batch"], flow_run_id="run-1", flow_name="nightly", shot_list_path=None,
-           started_at=_NOW, finished_at=None, rendered=1, reused=0, failed=0, status="running")
+        _insert(conn, "keyframe", pixel_hash=h, width=64, height=48, path=f"/out/store/keyframes/{h}.png",
+                created_at=_NOW)
+    _insert(conn, "render", id=_IDS["render"], render_key=_RENDER_KEY, shot_id=_IDS["shot"], frame_a=0, frame_b=3,
+            keyframe_a_hash=_KEY_A, keyframe_b_hash=_KEY_B, inbetweens=2, times=[1 / 3, 2 / 3], backend="rife",
+            weights_sha256=sha("w"), config_hash="cfg", code_version="toonfarm-model-1", params={"steps": 4},
+            seed=7, sketch_hashes=[], status="finished", output_dir="/out/store/renders/x",
+            frame_hashes=[sha("f", 1), sha("f", 2)], worker="actor-0", node="n", started_at=_NOW,
+            finished_at=_NOW, seconds=1.5, error=None, meta={}, flow_run_id="run-1", created_at=_NOW)
+    _insert(conn, "render_attempt", id=_IDS["attempt"], render_id=_IDS["render"], attempt=1, worker="actor-0",
+            node="n", started_at=_NOW, finished_at=_NOW, status="ok", error=None, model_loads=1, flow_run_id="run-1")
+    _insert(conn, "batch_run", id=_IDS["batch"], flow_run_id="run-1", flow_name="nightly", shot_list_path=None,
+            started_at=_NOW, finished_at=None, rendered=1, reused=0, failed=0, status="running")
+
+
+def _seed_links(conn: Connection, version: uuid.UUID) -> None:
+    _insert(conn, "shot_version_render", version_id=version, position=0, render_id=_IDS["render"], frame_a=0,
+            frame_b=3)
+    _insert(conn, "shot_version_keyframe", version_id=version, frame=0, keyframe_hash=_KEY_A)
+    _insert(conn, "shot_version_keyframe", version_id=version, frame=3, keyframe_hash=_KEY_B)
+
+
+def _seed_0001(conn: Connection) -> None:
+    _seed_catalog(conn)
+    _insert(conn, "shot_version", id=_IDS["version"], shot_id=_IDS["shot"], number=1, assembly_key=sha("asm"),
+            frame_count=4, fps=24.0, **_V1_FILES, output_hashes={"mp4_sha256": _MP4_0001, "frames": _FRAMES_0001},
+            settings={"lut": None}, flow_run_id="run-1", created_at=_NOW)
+    _seed_links(conn, _IDS["version"])
 
 
 def _check_0002(conn: Connection) -> None:
@@ -178,8 +193,51 @@ def _check_0002(conn: Connection) -> None:
     assert [tuple(r) for r in rows] == [(i + 1, h, None, None, None) for i, h in enumerate(_FRAMES_0001)]
 
 
-SEED: dict[str, Callable[[Connection], None]] = {"0001": _seed_0001}
-CHECK: dict[str, Callable[[Connection], None]] = {"0002": _check_0002}
+_VERSION_0002 = uuid.uuid5(uuid.NAMESPACE_URL, "version 2")
+_MP4_0002 = sha("mp4", 2)
+_V2_FILES = {
+    "png_dir": "/out/pilot/sq010/sh0010/v002/png", "mp4_path": "/out/pilot/sq010/sh0010/v002/sh0010_v002.mp4",
+    "sidecar_path": "/out/pilot/sq010/sh0010/v002/provenance.json",
+}  # fmt: skip
+
+
+def _seed_0002(conn: Connection) -> None:
+    """Version 1 as 0002 carried it over from 0001 (frames without paths), and version 2 made at 0002."""
+    _seed_catalog(conn)
+    for version, number, files, mp4, frames in ((_IDS["version"], 1, _V1_FILES, _MP4_0001, 4),
+                                                (_VERSION_0002, 2, _V2_FILES, _MP4_0002, 2)):  # fmt: skip
+        _insert(conn, "shot_version", id=version, shot_id=_IDS["shot"], number=number, assembly_key=sha("asm", number),
+                frame_count=frames, fps=24.0, **files, mp4_sha256=mp4, settings={"lut": None},
+                flow_run_id=f"run-{number}", created_at=_NOW)
+        _seed_links(conn, version)
+    for i, h in enumerate(_FRAMES_0001, 1):
+        _insert(conn, "shot_version_frame", version_id=_IDS["version"], number=i, pixel_hash=h)
+    png = _V2_FILES["png_dir"]
+    _insert(conn, "shot_version_frame", version_id=_VERSION_0002, number=1, pixel_hash=_KEY_A,
+            path=f"{png}/sh0010.0001.png", keyframe_hash=_KEY_A)
+    _insert(conn, "shot_version_frame", version_id=_VERSION_0002, number=2, pixel_hash=sha("f", 1),
+            path=f"{png}/sh0010.0002.png", render_id=_IDS["render"], inbetween=1)
+
+
+def _check_0003(conn: Connection) -> None:
+    version = _t(conn, "shot_version")
+    outputs = _t(conn, "shot_version_output")
+    assert not {"png_dir", "mp4_path", "mp4_sha256"} & set(version.c.keys())
+    rows = conn.execute(
+        sa.select(outputs.c.version_id, outputs.c.kind, outputs.c.position, outputs.c.path, outputs.c.sha256,
+                  outputs.c.frame_count, outputs.c.details)
+        .order_by(outputs.c.path)
+    ).all()  # fmt: skip
+    assert [(uuid.UUID(str(r[0])), *r[1:]) for r in rows] == [  # SQLite reflects the id as CHAR(32)
+        (_IDS["version"], "png", 0, _V1_FILES["png_dir"], None, 4, {}),
+        (_IDS["version"], "h264", 1, _V1_FILES["mp4_path"], _MP4_0001, 4, {}),
+        (_VERSION_0002, "png", 0, _V2_FILES["png_dir"], None, 2, {}),
+        (_VERSION_0002, "h264", 1, _V2_FILES["mp4_path"], _MP4_0002, 2, {}),
+    ]
+
+
+SEED: dict[str, Callable[[Connection], None]] = {"0001": _seed_0001, "0002": _seed_0002}
+CHECK: dict[str, Callable[[Connection], None]] = {"0002": _check_0002, "0003": _check_0003}
 
 
 def test_every_revision_has_a_data_test() -> None:
@@ -227,7 +285,12 @@ def test_data_from_0001_reads_through_the_api_at_head(fresh_url: str) -> None:
     with Session() as session, session.begin():
         (found,) = shot_db.lineage(session=session, target=_FRAMES_0001[2])
         assert found.frame is not None and found.frame.number == 3 and found.frame.path is None
-        assert found.version.number == 1 and found.version.mp4_sha256 == _MP4_0001
+        assert found.version.number == 1
+        assert found.version.output("h264") == OutputFile("h264", "/out/pilot/sq010/sh0010/v001/sh0010_v001.mp4",
+                                                          _MP4_0001, 4, {})  # fmt: skip
+        assert found.version.output("png") == OutputFile("png", "/out/pilot/sq010/sh0010/v001/png", None, 4, {})
+        (whole,) = shot_db.lineage(session=session, target=_MP4_0001)
+        assert whole.frame is None and whole.output == found.version.output("h264")
         assert [r.render_key for r in found.version.renders] == [_RENDER_KEY]
         history = shot_db.shot_history(session=session, show="pilot", sequence="sq010", code="sh0010")
         assert [v.number for v in history] == [1]
