@@ -17,6 +17,7 @@ from shot_db.models import (
     Keyframe,
     Render,
     RenderAttempt,
+    Shot,
     ShotVersion,
     ShotVersionFrame,
     ShotVersionKeyframe,
@@ -45,9 +46,15 @@ def shot_history(*, session: Session, show: str, sequence: str, code: str) -> tu
 
 
 def newest_version(*, session: Session, show: str, sequence: str, code: str) -> VersionInfo | None:
-    """The shot's highest-numbered version with everything it was made from, or None before its first."""
-    shot = find_shot(session=session, show=show, sequence=sequence, code=code)
-    newest = select(ShotVersion.id).where(ShotVersion.shot_id == shot.id).order_by(ShotVersion.number.desc()).limit(1)
+    """The shot's highest-numbered version with everything it was made from; None when it has none yet
+    (or the shot DB has never seen the shot)."""
+    newest = (
+        select(ShotVersion.id)
+        .join(Shot, ShotVersion.shot_id == Shot.id)
+        .where(Shot.show == show, Shot.sequence == sequence, Shot.code == code)
+        .order_by(ShotVersion.number.desc())
+        .limit(1)
+    )
     return next(iter(_versions(session, ShotVersion.id.in_(newest.scalar_subquery())).values()), None)
 
 

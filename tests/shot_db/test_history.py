@@ -102,3 +102,4 @@ def test_newest_version_with_its_outputs(session: Session, farm: Farm) -> None:
     assert newest is not None and newest.number == 2
     h264 = newest.output("h264")
     assert h264 is not None and h264.path.endswith("v002/sh0010_v002.mp4") and newest.output("prores4444") is None
+    assert shot_db.newest_version(session=session, show="pilot", sequence="sq010", code="never") is None
