@@ -59,11 +59,12 @@ def history(
     if json_out:
         typer.echo(json.dumps(_jsonable(list(versions)), indent=2))
         return
-    table = Table("version", "created", "frames", "pairs", "backend", "flow run", "video")
+    table = Table("version", "created", "frames", "pairs", "backend", "flow run", "outputs", "video")
     for v in versions:
         backends = sorted({r.backend for r in v.renders}) or ["-"]
         table.add_row(version_name(v.number), _when(v.created_at), str(v.frame_count), str(len(v.renders)),
-                      ", ".join(backends), v.flow_run_id or "-", video_of(v.outputs) or "-")
+                      ", ".join(backends), v.flow_run_id or "-", ", ".join(o.kind for o in v.outputs),
+                      video_of(v.outputs) or "-")  # fmt: skip
     Console().print(table)
 
 
