@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -125,11 +125,11 @@ def _moov_first(path: Path) -> bool:
 
 
 class _Encoder:
-    """An ffmpeg process fed raw frames on stdin; its messages go to `log` (a file: no pipe to drain)."""
+    """An ffmpeg process fed raw frames on stdin; its messages go to a temporary file (no pipe to drain)."""
 
-    def __init__(self, args: list[str], log: IO[bytes]) -> None:
-        self.log = log
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)  # noqa: S603
+    def __init__(self, args: list[str]) -> None:
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.log)  # noqa: S603
 
     def write(self, raw: bytes) -> None:
         assert self.proc.stdin is not None
@@ -145,8 +145,11 @@ class _Encoder:
             self.proc.stdin.close()
         except BrokenPipeError:
             pass
-        if self.proc.wait() != 0:
-            raise DeliveryError(f"ffmpeg failed (exit {self.proc.returncode}): {self._message()}")
+        try:
+            if self.proc.wait() != 0:
+                raise DeliveryError(f"ffmpeg failed (exit {self.proc.returncode}): {self._message()}")
+        finally:
+            self.log.close()
 
     def kill(self) -> None:
         """Stop at once: after an error elsewhere there is no point waiting for a whole encode."""
@@ -158,11 +161,22 @@ class _Encoder:
                 self.proc.stdin.close()
             except BrokenPipeError:
                 pass
+        self.log.close()
 
     def _message(self) -> str:
         self.log.seek(0)
         lines = self.log.read().decode(errors="replace").strip().splitlines()
         return lines[0] if lines else "no message"  # the first error is the cause; the rest is fallout
+
+
+@dataclass(frozen=True)
+class _Writing:
+    """A movie being written: its take, its file, the padding to even sizes, the encoder."""
+
+    take: Take
+    path: Path
+    pad: tuple[int, int]  # (rows, columns) of edge copies
+    encoder: _Encoder
 
 
 def rgb_to_bt709(stream: Any) -> Any:
@@ -191,52 +205,58 @@ class FfmpegMovie(Deliverable):
         """What the file must read back as: `VideoFacts` field -> its value, or a frozenset of those allowed."""
         raise NotImplementedError
 
+    _writing: _Writing | None = None
+
     def start(self, folder: Path, take: Take) -> None:
         import ffmpeg
         import imageio_ffmpeg
 
-        self.take = take
-        self.path = folder / f"{take.stem}{self.suffix}"
-        self.pad = (take.height % 2, take.width % 2) if self.even else (0, 0)
-        size = f"{take.width + self.pad[1]}x{take.height + self.pad[0]}"
+        path = folder / f"{take.stem}{self.suffix}"
+        pad = (take.height % 2, take.width % 2) if self.even else (0, 0)
+        size = f"{take.width + pad[1]}x{take.height + pad[0]}"
         rate = f"{take.fps.numerator}/{take.fps.denominator}"
         stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=size, framerate=rate)
-        stream = rgb_to_bt709(stream).output(str(self.path), **self.output_options(take))
+        stream = rgb_to_bt709(stream).output(str(path), **self.output_options(take))
         args: list[str] = stream.overwrite_output().compile(cmd=imageio_ffmpeg.get_ffmpeg_exe())
-        self._log = tempfile.TemporaryFile()
-        self._encoder = _Encoder([args[0], "-hide_banner", "-nostats", "-loglevel", "error", *args[1:]], self._log)
+        encoder = _Encoder([args[0], "-hide_banner", "-nostats", "-loglevel", "error", *args[1:]])
+        self._writing = _Writing(take, path, pad, encoder)
+
+    def _open(self) -> _Writing:
+        if self._writing is None:
+            raise RuntimeError(f"{self.kind}: add or finish before start")
+        return self._writing
 
     def add(self, picture: Picture) -> None:
+        w = self._open()
         try:
-            self._encoder.write(picture.encoded(("rgb24", self.pad), self._raw))
+            w.encoder.write(picture.encoded(("rgb24", w.pad), lambda frame: _padded(frame, w.pad)))
         except DeliveryError as e:
-            raise DeliveryError(f"{self.path}: {e}") from None
-
-    def _raw(self, frame: Frame) -> bytes:
-        pad_h, pad_w = self.pad
-        padded = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_h or pad_w else frame
-        return np.ascontiguousarray(padded).tobytes()
+            raise DeliveryError(f"{w.path}: {e}") from None
 
     def finish(self) -> Delivered:
+        w = self._open()
         try:
-            self._encoder.finish()
+            w.encoder.finish()
         except DeliveryError as e:
-            raise DeliveryError(f"{self.path}: {e}") from None
-        finally:
-            self._log.close()
-        facts = read_back(self.path)
+            raise DeliveryError(f"{w.path}: {e}") from None
+        facts = read_back(w.path)
         wrong = [
             f"{name} {getattr(facts, name)!r}, expected {_shown(want)}"
-            for name, want in self.expect(self.take).items()
+            for name, want in self.expect(w.take).items()
             if not (getattr(facts, name) in want if isinstance(want, frozenset) else getattr(facts, name) == want)
         ]
         if wrong:
-            raise DeliveryError(f"{self.path}: read back: " + "; ".join(wrong))
-        details = {**facts.as_details(), "bytes": self.path.stat().st_size, "padded": any(self.pad)}
-        return Delivered(OutputFile(self.kind, str(self.path), sha256_file(self.path), facts.frame_count, details))
+            raise DeliveryError(f"{w.path}: read back: " + "; ".join(wrong))
+        details = {**facts.as_details(), "bytes": w.path.stat().st_size, "padded": any(w.pad)}
+        return Delivered(OutputFile(self.kind, str(w.path), sha256_file(w.path), facts.frame_count, details))
 
     def abort(self) -> None:
-        encoder = getattr(self, "_encoder", None)
-        if encoder is not None:
-            encoder.kill()
-            self._log.close()
+        if self._writing is not None:
+            self._writing.encoder.kill()
+
+
+def _padded(frame: Frame, pad: tuple[int, int]) -> bytes:
+    """RGB24 bytes of `frame` with `pad` rows and columns of edge copies (4:2:0 needs even sizes)."""
+    rows, columns = pad
+    out = np.pad(frame, ((0, rows), (0, columns), (0, 0)), mode="edge") if rows or columns else frame
+    return np.ascontiguousarray(out).tobytes()

@@ -26,7 +26,7 @@ class ProRes4444(FfmpegMovie):
     def output_options(self, take: Take) -> dict[str, Any]:
         rate = f"{take.fps.numerator}/{take.fps.denominator}"
         options: dict[str, Any] = {
-            "vcodec": "prores_ks", "profile:v": "4444", "pix_fmt": "yuv444p10le", "vendor": "apl0", "r": rate,
+            "vcodec": "prores_ks", "profile:v": "4444", "pix_fmt": "yuv444p10le", "r": rate,
         }  # fmt: skip
         if take.timecode is not None:
             options["timecode"] = take.timecode
