@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import shot_db
 from shot_db import ShotDB
+from shot_db.models import ShotVersion
 from shot_db.records import OutputFile, OutputFrame, VersionOutputs, VersionPair
 from tasks.assemble import ShotOutputs, assemble_shot, parse_fps
 from tasks.colour import Stylize, lut_hash, stylize_identity
@@ -90,8 +91,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
         row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
         latest = shot_db.latest_version(session=s, shot=row)
         if latest is not None and latest.assembly_key == akey:
-            files = tuple(OutputFile(o.kind, o.path, o.sha256, o.frame_count, dict(o.details)) for o in latest.outputs)
-            return _outcome(done, "unchanged", version=latest.number, outputs=files, frames=latest.frame_count)
+            return _outcome(done, "unchanged", version=latest.number, outputs=_files(latest), frames=latest.frame_count)
         made_by: dict[str, dict[str, Any]] = {}
         for p in done.work.pairs:
             r = shot_db.find_finished_render(session=s, render_key=p.render_key)
@@ -134,7 +134,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
             )
             version, created = new.version.number, new.created
             sidecar = new.version.sidecar_path
-            files = tuple(OutputFile(o.kind, o.path, o.sha256, o.frame_count, dict(o.details)) for o in new.version.outputs)
+            files = _files(new.version)
     except BaseException:
         for path in placed:  # renamed into place, but the transaction that records it did not commit
             shutil.rmtree(path, ignore_errors=True)
@@ -143,6 +143,10 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
         shutil.rmtree(staging, ignore_errors=True)
     status: Literal["new-version", "unchanged"] = "new-version" if created else "unchanged"
     return _outcome(done, status, version=version, outputs=files, frames=outputs.frame_count, sidecar=sidecar)
+
+
+def _files(version: ShotVersion) -> tuple[OutputFile, ...]:
+    return tuple(OutputFile(o.kind, o.path, o.sha256, o.frame_count, dict(o.details)) for o in version.outputs)
 
 
 def _renamed(output: OutputFile, staging: Path, final: Path, code: str, number: int) -> OutputFile:

@@ -295,3 +295,25 @@ def test_data_from_0001_reads_through_the_api_at_head(fresh_url: str) -> None:
         history = shot_db.shot_history(session=session, show="pilot", sequence="sq010", code="sh0010")
         assert [v.number for v in history] == [1]
     engine.dispose()
+
+
+def test_a_version_without_a_png_and_an_h264_stays_at_0003(fresh_url: str) -> None:
+    """0002 has a PNG folder and a hashed MP4 per version: going back refuses, naming the version, and
+    leaves the shot DB as it was (the downgrade is one transaction)."""
+    engine = shot_db.make_engine(fresh_url)
+    shot_db.upgrade(engine, "0002")
+    with engine.begin() as conn:
+        _seed_0002(conn)
+    shot_db.upgrade(engine, "0003")
+    with engine.begin() as conn:
+        outputs = _t(conn, "shot_version_output")
+        conn.execute(outputs.update().where(outputs.c.kind == "h264", outputs.c.path == _V2_FILES["mp4_path"])
+                     .values(kind="prores4444", path=_V2_FILES["mp4_path"].replace(".mp4", ".mov")))  # fmt: skip
+    with engine.connect() as conn:
+        before = _dump(conn)
+    with pytest.raises(ValueError, match=rf"^shot_version {_VERSION_0002}: .* cannot go back to 0002$"):
+        _migrate.downgrade(engine, "0002")
+    assert shot_db.current_revision(engine) == "0003"
+    with engine.connect() as conn:
+        assert _dump(conn) == before
+    engine.dispose()
