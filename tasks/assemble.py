@@ -21,7 +21,8 @@ from pathlib import Path
 
 from shot_db.records import OutputFile
 from tasks.colour import Stylize, Stylizer
-from tasks.deliver import DEFAULT_DELIVER, Deliverable, DeliveryError, DeliverSpec, Picture, Take, build
+from tasks.deliver import DEFAULT_DELIVER, Deliverable, DeliveryError, DeliverSpec, build
+from tasks.deliver.base import Picture, Take
 from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import Frame, read_frame
 

@@ -1,9 +1,9 @@
 """Deliverables: the outputs of a shot version, chosen per shot (`deliver: [png, h264, prores4444]`).
 
-A format is one module (a `Deliverable` subclass: its settings, `start`/`add`/`finish`, and a read-back
-check of what it wrote) plus one `DELIVERABLES` entry; nothing else names a format. A shot list entry is a
-format's name, or a one-key mapping giving its settings (`{png: {first_frame: 1001}}`), checked when the
-list loads. Each deliverable's identity (format, code version, settings) is part of the assembly key;
+A format is one module (a `Deliverable` subclass from `tasks.deliver.base`: its settings, `start`/`add`/
+`finish`, and a read-back check of what it wrote) plus one `DELIVERABLES` entry; nothing else names a
+format. A shot list entry is a format's name, or a one-key mapping giving its settings
+(`{png: {first_frame: 1001}}`), checked when the list loads. Each deliverable's identity (format, code version, settings) is part of the assembly key;
 what it wrote becomes one output row of the version (kind, path, sha256, frame count, format details).
 """
 
@@ -17,26 +17,14 @@ from pydantic import ValidationError
 
 from shot_db.records import OutputFile
 
-from tasks.deliver._base import (
-    DeliverSettings,
-    DeliverSpec,
-    Deliverable,
-    Delivered,
-    DeliveryError,
-    Picture,
-    Take,
-)
+from tasks.deliver.base import Deliverable, DeliverSpec, DeliveryError
 
 __all__ = [
     "DEFAULT_DELIVER",
     "DELIVERABLES",
-    "DeliverSettings",
     "DeliverSpec",
     "Deliverable",
-    "Delivered",
     "DeliveryError",
-    "Picture",
-    "Take",
     "assembly_output",
     "build",
     "check_deliver",

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from shot_db.records import OutputFile
-from tasks.deliver._base import Deliverable, Delivered, DeliveryError, Picture, Take
+from tasks.deliver.base import Deliverable, Delivered, DeliveryError, Picture, Take
 from tooncrafter_model.frames import Frame
 from tooncrafter_model.store import sha256_file
 

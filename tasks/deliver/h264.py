@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tasks.deliver._base import DeliverSettings, Take
+from tasks.deliver.base import DeliverSettings, Take
 from tasks.deliver._ffmpeg import FfmpegMovie
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from shot_db.records import OutputFile
-from tasks.deliver._base import DeliverSettings, Deliverable, Delivered, DeliveryError, Picture, Take
+from tasks.deliver.base import DeliverSettings, Deliverable, Delivered, DeliveryError, Picture, Take
 from tooncrafter_model.frames import Frame
 from tooncrafter_model.store import PNG_DIR, sequence_frame
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.deliver._base import Take
+from tasks.deliver.base import Take
 from tasks.deliver._ffmpeg import FfmpegMovie
 
 

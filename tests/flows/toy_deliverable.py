@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from shot_db.records import OutputFile
-from tasks.deliver import DeliverSettings, Deliverable, Delivered, DeliveryError, Picture, Take
+from tasks.deliver.base import DeliverSettings, Deliverable, Delivered, DeliveryError, Picture, Take
 from tooncrafter_model.frames import Frame
 
 
@@ -25,7 +25,8 @@ class JpegSequence(Deliverable):
     versioned_name = False
 
     def start(self, folder: Path, take: Take) -> None:
-        self.take, self.folder, self.files = take, folder / "jpeg", []
+        self.take, self.folder = take, folder / "jpeg"
+        self.files: list[Path] = []
         self.folder.mkdir()
 
     def add(self, picture: Picture) -> None:
