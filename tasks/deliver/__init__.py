@@ -55,8 +55,8 @@ def deliverable_class(kind: str) -> type[Deliverable]:
         raise DeliveryError(f"{kind}: unknown format; choose from {', '.join(sorted(DELIVERABLES))}")
     module, _, name = DELIVERABLES[kind].partition(":")
     cls = getattr(importlib.import_module(module), name)
-    if not (isinstance(cls, type) and issubclass(cls, Deliverable)):
-        raise TypeError(f"DELIVERABLES[{kind!r}] = {DELIVERABLES[kind]!r} is not a Deliverable")
+    if not (isinstance(cls, type) and issubclass(cls, Deliverable)) or cls.kind != kind:
+        raise TypeError(f"DELIVERABLES[{kind!r}] = {DELIVERABLES[kind]!r} is not a Deliverable of kind {kind!r}")
     return cls
 
 
