@@ -17,7 +17,7 @@ Repository functions: keyword-only, `session` first, never commit. The caller ow
     find_finished_render, claim_render(s), record_outcome(s)   a render's one state machine
     latest_version, create_version                     numbered per shot, safe under concurrency
     finished_quality, record_decisions                 the QA policy's view of renders, and its decisions
-    shot_history, lineage                              detached snapshots (shot_db.records)
+    shot_history, newest_version, lineage              detached snapshots (shot_db.records)
     begin_batch, count_batch, finish_batch
 
 Models live in `shot_db.models`, input and output records in `shot_db.records`. Errors: ShotDBError (a
@@ -31,7 +31,7 @@ from shot_db._bulk import claim_renders, record_outcome, record_outcomes, upsert
 from shot_db._catalog import resolve_shot, upsert_keyframe, upsert_shot
 from shot_db._engine import default_url, make_engine, make_sessionmaker
 from shot_db._errors import ShotDBError, ShotDBUnavailable, ShotDBUsageError
-from shot_db._history import lineage, shot_history
+from shot_db._history import lineage, newest_version, shot_history
 from shot_db._migrate import current_revision, head_revision, upgrade
 from shot_db._quality import finished_quality, record_decisions
 from shot_db._renders import claim_render, find_finished_render
@@ -59,6 +59,7 @@ __all__ = [
     "lineage",
     "make_engine",
     "make_sessionmaker",
+    "newest_version",
     "record_outcome",
     "record_decisions",
     "record_outcomes",

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from shot_db import _checks as check
@@ -18,12 +18,23 @@ from shot_db.models import (
     Keyframe,
     Render,
     RenderAttempt,
+    Shot,
     ShotVersion,
     ShotVersionFrame,
     ShotVersionKeyframe,
+    ShotVersionOutput,
     ShotVersionRender,
 )
-from shot_db.records import AttemptInfo, FrameInfo, KeyframeInfo, Lineage, QADecisionInfo, RenderInfo, VersionInfo
+from shot_db.records import (
+    AttemptInfo,
+    FrameInfo,
+    KeyframeInfo,
+    Lineage,
+    OutputFile,
+    QADecisionInfo,
+    RenderInfo,
+    VersionInfo,
+)
 
 R = TypeVar("R")
 
@@ -34,6 +45,7 @@ _VERSION_GRAPH = (
     .joinedload(ShotVersionRender.render)
     .options(selectinload(Render.attempts), joinedload(Render.keyframe_a), joinedload(Render.keyframe_b)),
     selectinload(ShotVersion.keyframes).joinedload(ShotVersionKeyframe.keyframe),
+    selectinload(ShotVersion.outputs),
 )
 
 
@@ -43,27 +55,45 @@ def shot_history(*, session: Session, show: str, sequence: str, code: str) -> tu
     return tuple(_versions(session, ShotVersion.shot_id == shot.id).values())
 
 
+def newest_version(*, session: Session, show: str, sequence: str, code: str) -> VersionInfo | None:
+    """The shot's highest-numbered version with everything it was made from; None when it has none yet
+    (or the shot DB has never seen the shot)."""
+    newest = (
+        select(ShotVersion.id)
+        .join(Shot, ShotVersion.shot_id == Shot.id)
+        .where(Shot.show == show, Shot.sequence == sequence, Shot.code == code)
+        .order_by(ShotVersion.number.desc())
+        .limit(1)
+    )
+    return next(iter(_versions(session, ShotVersion.id.in_(newest.scalar_subquery())).values()), None)
+
+
 def lineage(*, session: Session, target: str | os.PathLike[str]) -> tuple[Lineage, ...]:
     """What produced an output, newest version first; empty when the shot DB has never recorded it.
 
-    `target` is a frame's pixel hash, an MP4's sha256, or a path: an assembled PNG frame, an MP4 or a
-    provenance sidecar. Pixels that occur in several versions (or frames) give one Lineage each.
+    `target` is a frame's pixel hash, an output's sha256, or a path: an assembled frame, an output (a
+    movie file, an image sequence's folder) or a provenance sidecar. Pixels that occur in several versions
+    (or frames) give one Lineage each.
     """
     if isinstance(target, str) and check.is_sha256(target):
         frame_match = ShotVersionFrame.pixel_hash == target
-        version_match = ShotVersion.mp4_sha256 == target
+        output_match = ShotVersionOutput.sha256 == target
+        sidecars: set[uuid.UUID] = set()
     else:
         path = check.path(target, "lineage target")
         frame_match = ShotVersionFrame.path == path
-        version_match = or_(ShotVersion.mp4_path == path, ShotVersion.sidecar_path == path)
+        output_match = ShotVersionOutput.path == path
+        sidecars = set(session.scalars(select(ShotVersion.id).where(ShotVersion.sidecar_path == path)))
     frames = session.execute(
         select(ShotVersionFrame, Render.render_key)
         .outerjoin(Render, ShotVersionFrame.render_id == Render.id)
         .where(frame_match)
     ).all()
-    whole = set(session.scalars(select(ShotVersion.id).where(version_match)))
-    infos = _versions(session, ShotVersion.id.in_(whole | {f.version_id for f, _ in frames}))
-    found = [Lineage(version=infos[v], frame=None) for v in whole]
+    outputs = session.execute(select(ShotVersionOutput.version_id, ShotVersionOutput.kind).where(output_match)).all()
+    wanted = sidecars | {v for v, _ in outputs} | {f.version_id for f, _ in frames}
+    infos = _versions(session, ShotVersion.id.in_(wanted))
+    found = [Lineage(version=infos[v], frame=None) for v in sidecars]
+    found += [Lineage(version=infos[v], frame=None, output=infos[v].output(kind)) for v, kind in outputs]
     found += [Lineage(version=infos[f.version_id], frame=_frame_info(f, key)) for f, key in frames]
     found.sort(key=lambda x: (x.version.created_at, x.version.number, -x.frame.number if x.frame else 1), reverse=True)
     return tuple(found)
@@ -93,7 +123,12 @@ def _version_info(v: ShotVersion, chosen: dict[uuid.UUID, QADecisionInfo]) -> Ve
         VersionInfo, v, show=v.shot.show, sequence=v.shot.sequence, code=v.shot.code,
         renders=tuple(_render_info(p, chosen.get(p.render_id)) for p in v.renders),
         keyframes=tuple(_keyframe_info(k.keyframe, k.frame) for k in v.keyframes),
+        outputs=tuple(_output_file(o) for o in v.outputs),
     )
+
+
+def _output_file(o: ShotVersionOutput) -> OutputFile:
+    return _copy(OutputFile, o, details=dict(o.details))
 
 
 def _render_info(pair: ShotVersionRender, qa: QADecisionInfo | None) -> RenderInfo:

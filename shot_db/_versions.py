@@ -8,11 +8,12 @@ first's version and either takes the next number or, with the same assembly key,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from shot_db import _checks as check
 from shot_db._errors import ShotDBError
@@ -24,15 +25,23 @@ from shot_db.models import (
     ShotVersion,
     ShotVersionFrame,
     ShotVersionKeyframe,
+    ShotVersionOutput,
     ShotVersionRender,
 )
-from shot_db.records import NewVersion, OutputFrame, VersionOutputs, VersionPair
+from shot_db.models.version import KIND_LEN
+from shot_db.records import NewVersion, OutputFile, OutputFrame, VersionOutputs, VersionPair
+
+_KIND = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
 def latest_version(*, session: Session, shot: Shot) -> ShotVersion | None:
-    """The shot's highest-numbered version, or None before its first."""
+    """The shot's highest-numbered version (with its outputs loaded), or None before its first."""
     return session.scalars(
-        select(ShotVersion).where(ShotVersion.shot_id == shot.id).order_by(ShotVersion.number.desc()).limit(1)
+        select(ShotVersion)
+        .where(ShotVersion.shot_id == shot.id)
+        .order_by(ShotVersion.number.desc())
+        .limit(1)
+        .options(selectinload(ShotVersion.outputs))
     ).first()
 
 
@@ -68,16 +77,19 @@ def create_version(
     frames = [_frame(i, f, by_key, by_hash, label) for i, f in enumerate(out.frames, 1)]
     if not frames:
         raise ShotDBError(f"{label} outputs.frames: a version needs at least one frame")
+    files = [_output(i, o, label) for i, o in enumerate(out.outputs)]
+    if not files:
+        raise ShotDBError(f"{label} outputs.outputs: a version needs at least one output")
+    kinds = [o.kind for o in files]
+    if len(set(kinds)) != len(kinds):
+        raise ShotDBError(f"{label} outputs.outputs: each kind once, got {kinds}")
     version = ShotVersion(
         shot_id=shot.id,
         number=number,
         assembly_key=assembly_key,
         frame_count=len(frames),
         fps=check.positive(fps if fps is not None else shot.fps, f"{label} fps"),
-        png_dir=check.path(out.png_dir, f"{label} png_dir"),
-        mp4_path=check.path(out.mp4_path, f"{label} mp4_path"),
         sidecar_path=check.path(out.sidecar_path, f"{label} sidecar_path"),
-        mp4_sha256=check.sha256(out.mp4_sha256, f"{label} mp4_sha256"),
         settings=check.as_json(dict(settings or {}), f"{label} settings"),
         flow_run_id=flow_run_id,
         renders=[
@@ -86,6 +98,7 @@ def create_version(
         ],
         keyframes=[ShotVersionKeyframe(frame=f, keyframe_hash=h) for f, h in sorted(keyframes.items())],
         frames=frames,
+        outputs=files,
     )
     session.add(version)
     session.flush()
@@ -134,7 +147,7 @@ def _frame(
         return ShotVersionFrame(
             number=number,
             pixel_hash=pixel_hash,
-            path=check.path(frame.path, f"{where}.path"),
+            path=check.path(frame.path, f"{where}.path") if frame.path is not None else None,
             render_id=render.id,
             inbetween=frame.inbetween,
         )
@@ -146,7 +159,23 @@ def _frame(
         return ShotVersionFrame(
             number=number,
             pixel_hash=pixel_hash,
-            path=check.path(frame.path, f"{where}.path"),
+            path=check.path(frame.path, f"{where}.path") if frame.path is not None else None,
             keyframe_hash=frame.keyframe_hash,
         )
     raise ShotDBError(f"{where}: give either render_key + inbetween or keyframe_hash as the frame's source")
+
+
+def _output(position: int, o: OutputFile, label: str) -> ShotVersionOutput:
+    where = f"{label} outputs[{position}]"
+    if not isinstance(o.kind, str) or len(o.kind) > KIND_LEN or not _KIND.fullmatch(o.kind):
+        raise ShotDBError(f"{where}.kind: {o.kind!r} must be a format name (lowercase letters, digits, '_', '-')")
+    if not isinstance(o.frame_count, int) or isinstance(o.frame_count, bool) or o.frame_count < 1:
+        raise ShotDBError(f"{where}.frame_count: {o.frame_count!r} must be an integer >= 1")
+    return ShotVersionOutput(
+        kind=o.kind,
+        position=position,
+        path=check.path(o.path, f"{where}.path"),
+        sha256=check.sha256(o.sha256, f"{where}.sha256"),
+        frame_count=o.frame_count,
+        details=check.as_json(dict(o.details), f"{where}.details"),
+    )

@@ -1,7 +1,8 @@
 """Plain frozen records that go in and out of the shot DB functions.
 
-Inputs (`RenderSpec`, `VersionPair`, `OutputFrame`, `VersionOutputs`) are what tasks hand in; outputs
-(`NewVersion`, `VersionInfo`, `Lineage`, ...) are detached snapshots, safe to use after the session closes.
+Inputs (`RenderSpec`, `VersionPair`, `OutputFrame`, `OutputFile`, `VersionOutputs`) are what tasks hand
+in; outputs (`NewVersion`, `VersionInfo`, `Lineage`, ...) are detached snapshots, safe to use after the
+session closes. `OutputFile` is both: what a version delivered, handed in and read back alike.
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ class VersionPair:
 
 @dataclass(frozen=True)
 class OutputFrame:
-    """One assembled frame: its file, its pixels, and its source (a render's in-between or a keyframe)."""
+    """One assembled frame: its file (None when no image sequence was delivered), its pixels, and its
+    source (a render's in-between or a keyframe)."""
 
-    path: str
+    path: str | None
     pixel_hash: str
     render_key: str | None = None
     inbetween: int | None = None  # 1-based index into that render's frames
@@ -55,13 +57,26 @@ class OutputFrame:
 
 
 @dataclass(frozen=True)
-class VersionOutputs:
-    """What assembling a version wrote: PNG sequence, MP4, sidecar, and every frame in order."""
+class OutputFile:
+    """One deliverable of a version: a movie file, or an image sequence's folder, with its format.
 
-    png_dir: str
-    mp4_path: str
+    `kind` is the format's registry name (png, h264, prores4444...); `details` what reading it back
+    found (codec, pixel format, colour tags, size, rate, timecode, bytes...). `sha256` is None only on
+    PNG sequences carried over from revision 0002, which never hashed them."""
+
+    kind: str
+    path: str
+    sha256: str | None
+    frame_count: int
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VersionOutputs:
+    """What assembling a version wrote: its deliverables in the shot's order, the sidecar, every frame."""
+
+    outputs: tuple[OutputFile, ...]
     sidecar_path: str
-    mp4_sha256: str
     frames: tuple[OutputFrame, ...]
 
 
@@ -237,15 +252,17 @@ class VersionInfo:
     assembly_key: str
     frame_count: int
     fps: float
-    png_dir: str
-    mp4_path: str
     sidecar_path: str
-    mp4_sha256: str
     settings: Mapping[str, Any]
     flow_run_id: str | None
     created_at: datetime
+    outputs: tuple[OutputFile, ...]  # in the order the shot list asked for them
     renders: tuple[RenderInfo, ...]  # in pair order
     keyframes: tuple[KeyframeInfo, ...]  # in frame order
+
+    def output(self, kind: str) -> OutputFile | None:
+        """The version's output of format `kind`, if it delivered one."""
+        return next((o for o in self.outputs if o.kind == kind), None)
 
 
 @dataclass(frozen=True)
@@ -265,7 +282,8 @@ class Lineage:
     """What produced an output: the version, and for a single frame, that frame and its source."""
 
     version: VersionInfo
-    frame: FrameInfo | None  # None when the query named the whole version (its MP4 or sidecar)
+    frame: FrameInfo | None  # None when the query named the whole version (an output or its sidecar)
+    output: OutputFile | None = None  # the output the query named by its path or sha256
 
     @property
     def render(self) -> RenderInfo | None:

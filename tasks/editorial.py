@@ -1,4 +1,6 @@
-"""Editorial cuts as shot lists: an OpenTimelineIO timeline (`.otio`) or a CMX 3600 EDL (`.edl`).
+"""Editorial cuts in and out: a cut read as a shot list, and a timeline of renders written back as a cut.
+
+In: an OpenTimelineIO timeline (`.otio`) or a CMX 3600 EDL (`.edl`) is a shot list.
 
 Each clip of the cut's first video track is a shot: its name is the code, its media file the source,
 its source range the frame range (0-based frames of the file, counted from the media's own start
@@ -9,6 +11,10 @@ Everything else a shot needs comes from defaults, as in a YAML shot list: a side
 (or `CUT.edl.yaml`) holding `defaults:`, and the command line's. An OTIO clip may also carry shot fields
 in its metadata under `toonfarm` (`backend`, `prompt`, `render`, `colour`...). An EDL holds no frame
 rate: `fps` must come from the defaults, and is then the rate of every timecode in it.
+
+Out: `cut_timeline` lays clips on one video track at their record frames, gaps between them, from the
+timeline's start timecode; `write_cut` writes it as OTIO or as an EDL whose record timecodes start where
+the timeline does (tasks/export.py decides which version and file fills each clip).
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from __future__ import annotations
 import re
 import subprocess
 import urllib.parse
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -24,6 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tooncrafter_model.errors import UserError
+from tooncrafter_model.store import atomic_write
 
 CUT_SUFFIXES = (".otio", ".edl")
 _TIMECODE = re.compile(r"^\s*timecode\s*:\s*(\d\d:\d\d:\d\d[:;]\d\d)\s*$", re.M | re.I)  # MOV, MP4: timecode; MKV: TIMECODE
@@ -49,6 +57,7 @@ class Edit(BaseModel):
     record_in: int = Field(ge=0, description="the clip's first frame on the cut's timecode")
     duration: int = Field(gt=0, description="frames the clip lasts")
     source_in: int = Field(ge=0, description="the media's timecode of the first frame used, in frames")
+    start: int = Field(0, ge=0, description="the cut's start timecode in frames: where its record timing begins")
 
     @property
     def record_timecode(self) -> str:
@@ -155,6 +164,7 @@ def _shot(clip: Any, placed: Any, offset: Any, cut: str, index: int, root: Path,
     if start < 0:
         raise CutError(f"{where}: source range: starts at {_tc(source_in, rate)}, before the media's first frame at {_tc(media_in, rate)}")
     record_in = (placed.start_time + offset).rescaled_to(rate).to_frames()
+    cut_start = max(0, offset.rescaled_to(rate).to_frames())
     extra = clip.metadata.get("toonfarm", {})
     if not hasattr(extra, "items"):
         raise CutError(f"{where}: metadata.toonfarm: must be a mapping of shot fields")
@@ -168,7 +178,7 @@ def _shot(clip: Any, placed: Any, offset: Any, cut: str, index: int, root: Path,
         "end": start + duration - 1,
         "edit": {
             "cut": cut, "clip": index, "name": clip.name, "rate": f"{exact.numerator}/{exact.denominator}",
-            "record_in": record_in, "duration": duration, "source_in": source_in,
+            "record_in": record_in, "duration": duration, "source_in": source_in, "start": cut_start,
         },
     }
 
@@ -214,3 +224,76 @@ def media_timecode(path: Path, rate: float) -> int | None:
 
 def _first_line(error: Exception) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+# ------------------------------------------------------------------------------------- writing a cut
+
+
+@dataclass(frozen=True)
+class CutClip:
+    """One clip as a written cut places it: where (record frame and length, at the timeline's rate) and
+    what fills it: a file whose first frame carries timecode `media_start` (in frames), or nothing (a gap
+    keeps the place of a shot with nothing to show)."""
+
+    name: str
+    record_in: int
+    duration: int
+    media: Path | None = None
+    media_start: int = 0
+    media_frames: int = 0
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+def cut_timeline(name: str, rate: Fraction, start: int, clips: Sequence[CutClip]) -> Any:
+    """An OTIO timeline starting at timecode `start` (frames at `rate`) with one video track: each clip at
+    its record frame, gaps where nothing is placed. Clips must not overlap."""
+    import opentimelineio as otio
+
+    fps = float(rate)
+
+    def span(frames: int) -> Any:
+        return otio.opentime.RationalTime(frames, fps)
+
+    timeline = otio.schema.Timeline(name=name, global_start_time=span(start))
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    timeline.tracks.append(track)
+    cursor = start
+    for clip in sorted(clips, key=lambda c: c.record_in):
+        if clip.record_in < cursor:
+            raise CutError(f"{name}: {clip.name}: starts at {_tc(clip.record_in, fps)}, inside the clip before it")
+        if clip.record_in > cursor:
+            track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(span(0), span(clip.record_in - cursor))))
+        if clip.media is None:
+            track.append(otio.schema.Gap(name=clip.name, source_range=otio.opentime.TimeRange(span(0), span(clip.duration))))
+        else:
+            available = otio.opentime.TimeRange(span(clip.media_start), span(clip.media_frames or clip.duration))
+            media = otio.schema.ExternalReference(target_url=clip.media.as_uri(), available_range=available)
+            used = otio.opentime.TimeRange(span(clip.media_start), span(clip.duration))
+            track.append(otio.schema.Clip(name=clip.name, media_reference=media, source_range=used,
+                                          metadata=dict(clip.metadata)))  # fmt: skip
+        cursor = clip.record_in + clip.duration
+    return timeline
+
+
+def write_cut(timeline: Any, path: Path) -> None:
+    """`timeline` as an OTIO file or a CMX 3600 EDL, by `path`'s suffix; written atomically."""
+    import copy
+
+    import opentimelineio as otio
+
+    suffix = path.suffix.lower()
+    if suffix not in CUT_SUFFIXES:
+        raise CutError(f"{path}: a cut is written as .otio or .edl")
+    if suffix == ".otio":
+        text = otio.adapters.write_to_string(timeline, "otio_json")
+    else:
+        # The EDL writer counts record time from the track's own start: trim the track to begin at the
+        # timeline's start timecode (as OTIO reads an EDL that starts at 01:00:00:00) so the record
+        # timecodes come out as on the timeline.
+        edl = copy.deepcopy(timeline)
+        (track,) = edl.video_tracks()
+        start = edl.global_start_time or otio.opentime.RationalTime(0, track.duration().rate)
+        track.source_range = otio.opentime.TimeRange(-start, track.duration())
+        text = otio.adapters.write_to_string(edl, "cmx_3600", rate=start.rate)
+    with atomic_write(path, "w") as f:
+        f.write(text)

@@ -1,4 +1,4 @@
-"""Questions about the past: a shot's versions, and what produced a frame or a video."""
+"""Questions about the past: a shot's versions, and what produced a frame or an output."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def shot_versions(db: ShotDB, ref: str) -> tuple[VersionInfo, ...]:
 
 
 def lineage_of(db: ShotDB, target: str | os.PathLike[str]) -> tuple[Lineage, ...]:
-    """What produced `target`: an assembled PNG frame, an MP4, a sidecar, or a pixel/MP4 hash.
+    """What produced `target`: an assembled frame, an output (a movie file, a sequence's folder), a sidecar,
+    or a pixel or output sha256.
 
     Raises UnknownOutput naming the target when it is neither a file nor a hash the shot DB knows.
     """

@@ -16,16 +16,18 @@ from typing import Any, Literal
 
 import shot_db
 from shot_db import ShotDB
-from shot_db.records import OutputFrame, VersionOutputs, VersionPair
-from tasks.assemble import EncodeSettings, ShotOutputs, assemble_shot, parse_fps
+from shot_db.models import ShotVersion
+from shot_db.records import OutputFile, OutputFrame, VersionOutputs, VersionPair
+from tasks.assemble import ShotOutputs, assemble_shot, parse_fps
 from tasks.colour import Stylize, lut_hash, stylize_identity
+from tasks.deliver import assembly_output, build, deliverable_class, video_of
 from tasks.detect import InbetweenSlot, frame_layout
 from tasks.provenance import assembly_key, pair_provenance
 from tasks.qa import PairQA
 from tasks.record import transaction
 from tasks.render import ShotRenders
 from tasks.settings import Settings
-from tooncrafter_model.store import PNG_DIR, SIDECAR, shot_folder, version_folder, version_mp4, write_json
+from tooncrafter_model.store import SIDECAR, shot_folder, version_file, version_folder, write_json
 
 
 @dataclass(frozen=True)
@@ -35,13 +37,14 @@ class ShotOutcome:
     shot_id: str
     status: Literal["new-version", "unchanged", "failed"]
     version: int | None = None
-    mp4: str | None = None
+    mp4: str | None = None  # the version's video a browser plays (the H.264 MP4), when it delivered one
     frame_count: int = 0
     rendered: int = 0
     reused: int = 0
     failed: int = 0
     errors: tuple[str, ...] = ()
     sidecar: str | None = None
+    outputs: tuple[OutputFile, ...] = ()  # every deliverable of the version
     qa: tuple[PairQA, ...] = ()  # pairs the quality policy decided (tasks/qa.py), for the dashboard
 
 
@@ -77,18 +80,20 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
     if not done.ok:
         return _outcome(done, "failed", errors=tuple(done.errors))
     sources = _sources(done)
-    encode = EncodeSettings()
     fps = parse_fps(shot.fps)
     lut_sha = lut_hash(shot.lut) if shot.lut else None
     look = Stylize(lut=shot.lut, palette_lock=shot.colour.palette_lock, ocio=shot.colour.ocio)
     colour, colour_record = stylize_identity(look)
-    output = {**encode.as_dict(), **({"colour": colour} if colour else {})}  # absent: keys made before it hold
+    deliverables = build(shot.deliver)
+    timecode = shot.edit.source_timecode if shot.edit is not None else None
+    deliver = [d.identity() for d in deliverables]
+    output = {**assembly_output(deliverables, timecode), **({"colour": colour} if colour else {})}  # absent: keys made before it hold
     akey = assembly_key(layout=[s.ident for s in sources], fps=str(fps), lut_sha256=lut_sha, output=output)
     with transaction(db) as s:
         row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
         latest = shot_db.latest_version(session=s, shot=row)
         if latest is not None and latest.assembly_key == akey:
-            return _outcome(done, "unchanged", version=latest.number, mp4=latest.mp4_path, frames=latest.frame_count)
+            return _outcome(done, "unchanged", version=latest.number, outputs=_files(latest), frames=latest.frame_count)
         made_by: dict[str, dict[str, Any]] = {}
         for p in done.work.pairs:
             r = shot_db.find_finished_render(session=s, render_key=p.render_key)
@@ -98,24 +103,25 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
     folder = shot_folder(shot.output or settings.output_root, shot.show, shot.sequence, shot.code)
     staging = folder / f".staging-{akey[:12]}-{uuid.uuid4().hex[:8]}"
     outputs = assemble_shot(
-        [s.path for s in sources], fps, staging, shot.code, stylize=look, palettes=[s.keys for s in sources], settings=encode
+        [s.path for s in sources], fps, staging, shot.code, stylize=look, palettes=[s.keys for s in sources],
+        deliver=deliverables, timecode=timecode,
     )
     placed: list[Path] = []
 
     def place(number: int) -> VersionOutputs:
         final = version_folder(folder, number)
-        mp4 = staging / version_mp4(shot.code, number)
-        os.replace(outputs.mp4_path, mp4)
-        record = _provenance(done, sources, outputs, number, akey, lut_sha, flow_run_id, encode.as_dict(), made_by)
+        files = tuple(_renamed(o, staging, final, shot.code, number) for o in outputs.outputs)
+        record = _provenance(done, sources, outputs, files, final, number, akey, lut_sha, flow_run_id, deliver, made_by)
         record["colour"] = colour_record
         write_json(staging / SIDECAR, record)
         os.rename(staging, final)
         placed.append(final)
+        frame_files = outputs.frame_files or (None,) * outputs.frame_count
         frames = tuple(
-            OutputFrame(str(final / PNG_DIR / p.name), h, src.render_key, src.inbetween, src.keyframe_hash)
-            for p, h, src in zip(outputs.png_paths, outputs.frame_hashes, sources, strict=True)
+            OutputFrame(str(final / p.relative_to(staging)) if p else None, h, src.render_key, src.inbetween, src.keyframe_hash)
+            for p, h, src in zip(frame_files, outputs.frame_hashes, sources, strict=True)
         )
-        return VersionOutputs(str(final / PNG_DIR), str(final / mp4.name), str(final / SIDECAR), outputs.mp4_sha256, frames)
+        return VersionOutputs(files, str(final / SIDECAR), frames)
 
     try:
         with transaction(db) as s:
@@ -124,12 +130,13 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
                 session=s, shot=row, assembly_key=akey,
                 renders=[VersionPair(p.render_key, plan.pairs[p.index].a, plan.pairs[p.index].b) for p in done.work.pairs],
                 keyframes={k.frame: k.pixel_hash for k in plan.keyframes}, outputs=place, fps=float(fps),
-                settings={"lut": str(shot.lut) if shot.lut else None, "lut_sha256": lut_sha, "encode": encode.as_dict(),
+                settings={"lut": str(shot.lut) if shot.lut else None, "lut_sha256": lut_sha, "deliver": deliver,
                           "colour": colour_record},
                 flow_run_id=flow_run_id,
             )
             version, created = new.version.number, new.created
-            mp4_path, sidecar = new.version.mp4_path, new.version.sidecar_path
+            sidecar = new.version.sidecar_path
+            files = _files(new.version)
     except BaseException:
         for path in placed:  # renamed into place, but the transaction that records it did not commit
             shutil.rmtree(path, ignore_errors=True)
@@ -137,7 +144,20 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     status: Literal["new-version", "unchanged"] = "new-version" if created else "unchanged"
-    return _outcome(done, status, version=version, mp4=mp4_path, frames=outputs.frame_count, sidecar=sidecar)
+    return _outcome(done, status, version=version, outputs=files, frames=outputs.frame_count, sidecar=sidecar)
+
+
+def _files(version: ShotVersion) -> tuple[OutputFile, ...]:
+    return tuple(OutputFile(o.kind, o.path, o.sha256, o.frame_count, dict(o.details)) for o in version.outputs)
+
+
+def _renamed(output: OutputFile, staging: Path, final: Path, code: str, number: int) -> OutputFile:
+    """`output` moved to its place in the version folder `final`: a file named by its version
+    (`<code>_v003.mp4`) where its format asks for it, renamed now that the number is known."""
+    path = Path(output.path)
+    if deliverable_class(output.kind).versioned_name:
+        path = path.rename(staging / version_file(code, number, path.suffix))
+    return OutputFile(output.kind, str(final / path.relative_to(staging)), output.sha256, output.frame_count, output.details)
 
 
 def _outcome(
@@ -145,25 +165,26 @@ def _outcome(
     status: Literal["new-version", "unchanged", "failed"],
     *,
     version: int | None = None,
-    mp4: str | None = None,
+    outputs: tuple[OutputFile, ...] = (),
     frames: int = 0,
     errors: tuple[str, ...] = (),
     sidecar: str | None = None,
 ) -> ShotOutcome:
-    return ShotOutcome(
-        done.work.shot_id, status, version, mp4, frames, done.rendered, done.reused, done.failed, errors, sidecar, done.qa
-    )
+    return ShotOutcome(done.work.shot_id, status, version, video_of(outputs), frames, done.rendered, done.reused,
+                       done.failed, errors, sidecar, outputs, done.qa)  # fmt: skip
 
 
 def _provenance(
     done: ShotRenders,
     sources: list[_Source],
     outputs: ShotOutputs,
+    files: tuple[OutputFile, ...],
+    final: Path,
     number: int,
     akey: str,
     lut_sha: str | None,
     flow_run_id: str | None,
-    encode: dict[str, Any],
+    deliver: list[dict[str, Any]],
     made_by: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """The sidecar: everything that made this version, readable without the shot DB."""
@@ -177,8 +198,13 @@ def _provenance(
         "fps": str(outputs.fps),
         "frame_count": outputs.frame_count,
         "lut": {"path": str(shot.lut) if shot.lut else None, "sha256": lut_sha},
-        "encode": encode,
-        "mp4_sha256": outputs.mp4_sha256,
+        "deliver": deliver,
+        # Paths relative to the version folder: the sidecar still reads right where the folder is copied to.
+        "outputs": [
+            {"kind": o.kind, "path": Path(o.path).relative_to(final).as_posix(), "sha256": o.sha256,
+             "frame_count": o.frame_count, "details": dict(o.details)}
+            for o in files
+        ],  # fmt: skip
         "backend": work.identity.as_dict(),
         "render": {"seed": shot.render.seed, "prompt": shot.prompt, "params": work.params},
         "keyframes": [

@@ -14,6 +14,8 @@ Schema (YAML)::
         palette_lock: true    # hold in-betweens to their keyframes' palette (before the LUT)
         ocio: {config: ocio/show.ocio, look: show}   # or display + view, or output; input: the
                               #   frames' colour space (default: what its file rules say of a PNG)
+      deliver: [png, h264]    # the version's outputs (default): png (the sequence; {png: {first_frame: 1001}}
+                              #   numbers it from 1001), h264 (MP4 for review), prores4444 (MOV for editorial)
       output: renders         # output folder for the shot; default none (the run's output root)
       priority: 0             # higher renders first (rush shots); default 0
       background: "#ffffff"   # what transparent (RGBA) line art is composited over; or [r, g, b]
@@ -60,8 +62,8 @@ timecode). Its shots carry `edit`, their place in the cut. Defaults given to `lo
 (the command line's `--default`) fill what the list's own defaults leave unset.
 
 CSV: one row per shot, a header row naming the columns `code,source,fps` and any of
-`show,sequence,prompt,backend,seed,inbetweens,lut,output,priority,start,end,xsheet,background`; an empty
-cell means the default. A byte-order mark (a spreadsheet's "CSV UTF-8") is not part of the first column.
+`show,sequence,prompt,backend,seed,inbetweens,lut,output,priority,start,end,xsheet,background,deliver`
+(formats separated by spaces: `png prores4444`); an empty cell means the default. A byte-order mark (a spreadsheet's "CSV UTF-8") is not part of the first column.
 
 `Limits` (tasks/settings.py) are checked here, before anything is built from the file: its size, YAML
 nodes with aliases expanded, name length (names match in full: no trailing newline), fps, frame numbers,
@@ -100,6 +102,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from tasks.colour import OcioTransform
+from tasks.deliver import DEFAULT_DELIVER, DeliverSpec, DeliveryError, check_deliver
 from tasks.editorial import CUT_SUFFIXES, CutError, Edit, read_cut, sidecar_of
 from tasks.settings import Limits
 from tooncrafter_model.backend import BACKENDS, DEFAULT_BACKEND, check_params
@@ -184,6 +187,13 @@ def _backend(value: Any) -> str:
     return str(value)
 
 
+def _deliver(value: Any) -> tuple[DeliverSpec, ...]:
+    try:
+        return check_deliver(value)
+    except DeliveryError as exc:
+        raise _bad(str(exc)) from None
+
+
 def _path(value: Path, info: ValidationInfo) -> Path:
     """Resolve a path against the shot list's folder and refuse one that leaves it (unless allowed)."""
     context = info.context or {}
@@ -204,6 +214,7 @@ FrameIndex = Annotated[int, Field(ge=0), AfterValidator(_frame)]
 Inbetweens = Annotated[int | None, Field(ge=0), AfterValidator(_inbetweens)]
 Background = Annotated[tuple[int, int, int], BeforeValidator(_colour)]
 Seed = Annotated[int, Field(ge=-(1 << 63), lt=1 << 64)]  # what a torch or numpy generator takes
+Deliver = Annotated[tuple[DeliverSpec, ...], BeforeValidator(_deliver)]
 
 # An image-sequence pattern: "sh010.####.png" (one '#' per digit) or printf's "sh010.%04d.png".
 SEQUENCE_PATTERN = re.compile(r"#+|%0?(\d*)d")
@@ -355,6 +366,7 @@ class Shot(_Model):
     edit: Edit | None = None  # where the shot sat in the cut it was read from (tasks/editorial.py)
     xsheet: ListPath | None = None  # an exposure sheet (CSV: frame, drawing): the timing, exactly
     background: Background = (255, 255, 255)  # what transparent line art is composited over
+    deliver: Deliver = tuple(DeliverSpec(kind=k) for k in DEFAULT_DELIVER)  # the version's outputs (tasks/deliver/)
     qa: QA = Field(default_factory=QA)
 
     # Set by load_shotlist, so per-shot errors at detect time can name the file and the field.
@@ -466,6 +478,7 @@ class _Defaults(_Model):
     output: ListPath | None = None
     priority: int | None = None
     background: Background | None = None
+    deliver: Deliver | None = None
     qa: dict[str, Any] | None = None  # validated per shot, after merging with the shot's own
 
 
@@ -648,7 +661,7 @@ def _read_defaults(name: str, text: str, limits: Limits) -> dict[str, Any]:
 
 
 _CSV_COLUMNS = ("code", "source", "fps", "show", "sequence", "prompt", "backend", "seed", "inbetweens",
-                "lut", "output", "priority", "start", "end", "xsheet", "background")  # fmt: skip
+                "lut", "output", "priority", "start", "end", "xsheet", "background", "deliver")  # fmt: skip
 _CSV_RENDER = ("seed", "inbetweens")
 
 
@@ -669,6 +682,8 @@ def _read_csv(name: str, text: str) -> tuple[list[Any], list[int]]:
                 raise ShotListError(f"{name}: line {reader.line_num}: expected {len(header)} cells")
             cells = {k: v.strip() for k, v in row.items() if v.strip()}
             shot: dict[str, Any] = {k: v for k, v in cells.items() if k not in _CSV_RENDER}
+            if "deliver" in shot:
+                shot["deliver"] = shot["deliver"].split()
             render = {k: v for k, v in cells.items() if k in _CSV_RENDER}
             if render:
                 shot["render"] = render

@@ -7,7 +7,7 @@ One output root, a folder every node mounts at the same path (ARCHITECTURE.md, "
     <root>/store/renders/<key[:2]>/<render key>/0001.png   one folder per rendered pair
     <root>/store/scans/<digest>.json                       remembered video scans
     <root>/store/qa/<key[:2]>/<render key>.<frame>.jpg     a flagged pair's frame strip (the dashboard's)
-    <root>/<show>/<sequence>/<shot>/v001/png/<shot>.0001.png, <shot>_v001.mp4, provenance.json
+    <root>/<show>/<sequence>/<shot>/v001/png/<shot>.0001.png, <shot>_v001.mp4 (.mov...), provenance.json
     <root>/toonfarm.sqlite                                 the default shot DB
 
 Tasks (detect, plan, publish) and the Ray workers (cluster) both read and write it, so it lives in the
@@ -100,8 +100,10 @@ def version_folder(shot: Path, number: int) -> Path:
     return shot / version_name(number)
 
 
-def version_mp4(code: str, number: int) -> str:
-    return f"{code}_{version_name(number)}.mp4"
+def version_file(code: str, number: int, suffix: str) -> str:
+    """A version's file named by its version, e.g. `sh010_v003.mp4`: it keeps saying which take it is
+    wherever it is copied to (an editor's bin, a review tool)."""
+    return f"{code}_{version_name(number)}{suffix}"
 
 
 def sequence_frame(stem: str, number: int) -> str:

@@ -10,7 +10,7 @@ import typer
 from typer import _click  # the click that typer ships and its groups are typed against
 from typer.core import TyperGroup
 
-from flows.cli import db, models, qa, render, serve, shots
+from flows.cli import db, export, models, qa, render, serve, shots
 from tooncrafter_model.errors import ToonfarmError, TransientError
 
 # Exit statuses beyond the README's 0 (all rendered), 1 (some shots failed) and 2 (bad input), from
@@ -59,6 +59,7 @@ app = typer.Typer(
 app.add_typer(shots.app)
 app.add_typer(render.app)
 app.add_typer(db.app)
+app.add_typer(export.app)
 app.add_typer(serve.app)
 app.add_typer(qa.app)
 app.add_typer(models.app, name="models", help="Model files: convert checkpoints.")

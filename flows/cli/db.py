@@ -15,6 +15,7 @@ from rich.table import Table
 from flows.cli.options import DbOpt, JsonOpt, OutputRootOpt, resolve_settings
 from shot_db import ShotDB
 from shot_db.records import Lineage, QADecisionInfo, RenderInfo, VersionInfo
+from tasks.deliver import video_of
 from tasks.history import lineage_of, shot_versions
 from tasks.record import open_db
 from tooncrafter_model.store import version_name
@@ -58,11 +59,12 @@ def history(
     if json_out:
         typer.echo(json.dumps(_jsonable(list(versions)), indent=2))
         return
-    table = Table("version", "created", "frames", "pairs", "backend", "flow run", "video")
+    table = Table("version", "created", "frames", "pairs", "backend", "flow run", "outputs", "video")
     for v in versions:
         backends = sorted({r.backend for r in v.renders}) or ["-"]
         table.add_row(version_name(v.number), _when(v.created_at), str(v.frame_count), str(len(v.renders)),
-                      ", ".join(backends), v.flow_run_id or "-", v.mp4_path)
+                      ", ".join(backends), v.flow_run_id or "-", ", ".join(o.kind for o in v.outputs),
+                      video_of(v.outputs) or "-")  # fmt: skip
     Console().print(table)
 
 
@@ -94,7 +96,9 @@ def _describe(found: Lineage) -> list[str]:
     v: VersionInfo = found.version
     lines = [f"{v.show}/{v.sequence}/{v.code} {version_name(v.number)}  made {_when(v.created_at)}  flow run {v.flow_run_id or '-'}"]
     if found.frame is None:
-        lines.append(f"  video      {v.mp4_path}  sha256 {v.mp4_sha256}")
+        named = [found.output] if found.output is not None else []
+        for o in named + [o for o in v.outputs if o not in named]:  # the output asked about first
+            lines.append(f"  output     {o.kind}  {o.path}  sha256 {o.sha256 or '-'}  frames {o.frame_count}")
         for r in v.renders:
             lines += _describe_render(r)
         return lines
@@ -110,7 +114,8 @@ def _describe(found: Lineage) -> list[str]:
 
 @app.command()
 def lineage(
-    target: Annotated[str, typer.Argument(help="An output frame (PNG), a video, a sidecar, or a pixel/MP4 hash.")],
+    target: Annotated[str, typer.Argument(help="An output frame (PNG), an output (a video, a sequence's folder), "
+                                               "a sidecar, or a pixel or output sha256.")],
     output_root: OutputRootOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
@@ -119,7 +124,8 @@ def lineage(
     with _open(output_root, db) as database:
         found = lineage_of(database, target)
     if json_out:
-        typer.echo(json.dumps(_jsonable([{"version": x.version, "frame": x.frame} for x in found]), indent=2))
+        typer.echo(json.dumps(_jsonable([{"version": x.version, "frame": x.frame, "output": x.output} for x in found]),
+                              indent=2))  # fmt: skip
         return
     for item in found:
         typer.echo("\n".join(_describe(item)))

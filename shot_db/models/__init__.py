@@ -6,7 +6,13 @@ from shot_db.models.keyframe import Keyframe
 from shot_db.models.quality import QADecision, QAOutcome, QATry
 from shot_db.models.render import AttemptStatus, Render, RenderAttempt, RenderStatus
 from shot_db.models.shot import Shot
-from shot_db.models.version import ShotVersion, ShotVersionFrame, ShotVersionKeyframe, ShotVersionRender
+from shot_db.models.version import (
+    ShotVersion,
+    ShotVersionFrame,
+    ShotVersionKeyframe,
+    ShotVersionOutput,
+    ShotVersionRender,
+)
 
 __all__ = [
     "AttemptStatus",
@@ -24,5 +30,6 @@ __all__ = [
     "ShotVersion",
     "ShotVersionFrame",
     "ShotVersionKeyframe",
+    "ShotVersionOutput",
     "ShotVersionRender",
 ]

@@ -14,6 +14,8 @@ from shot_db.models.keyframe import Keyframe
 from shot_db.models.render import Render
 from shot_db.models.shot import Shot
 
+KIND_LEN = 32  # a deliverable's registry name
+
 
 class ShotVersion(Base):
     """Version N of a shot. Rows are only ever added: a version is never overwritten or deleted."""
@@ -32,10 +34,7 @@ class ShotVersion(Base):
     assembly_key: Mapped[str] = mapped_column(String(HASH_LEN))
     frame_count: Mapped[int]
     fps: Mapped[float]
-    png_dir: Mapped[str] = mapped_column(String(PATH_LEN))
-    mp4_path: Mapped[str] = mapped_column(String(PATH_LEN))
     sidecar_path: Mapped[str] = mapped_column(String(PATH_LEN))
-    mp4_sha256: Mapped[str] = mapped_column(String(HASH_LEN))
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)
     flow_run_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -50,6 +49,33 @@ class ShotVersion(Base):
     frames: Mapped[list[ShotVersionFrame]] = relationship(
         lazy="raise", order_by="ShotVersionFrame.number", cascade="save-update, merge"
     )
+    outputs: Mapped[list[ShotVersionOutput]] = relationship(
+        lazy="raise", order_by="ShotVersionOutput.position", cascade="save-update, merge"
+    )
+
+
+class ShotVersionOutput(Base):
+    """One deliverable of a version (tasks/deliver/): a movie file or an image sequence's folder.
+
+    `kind` is the format's registry name; `details` what reading the file back found. `sha256` is empty
+    only on PNG sequences carried over from revision 0002, which never hashed them (their `details` are
+    empty too: 0002 recorded no format).
+    """
+
+    __tablename__ = "shot_version_output"
+    __table_args__ = (
+        UniqueConstraint("version_id", "position"),
+        CheckConstraint("position >= 0", name="position_not_negative"),
+        CheckConstraint("frame_count >= 1", name="frame_count_positive"),
+    )
+
+    version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shot_version.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(KIND_LEN), primary_key=True)
+    position: Mapped[int]  # where the shot list's `deliver` named it
+    path: Mapped[str] = mapped_column(String(PATH_LEN), index=True)
+    sha256: Mapped[str | None] = mapped_column(String(HASH_LEN), index=True)
+    frame_count: Mapped[int]
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class ShotVersionRender(Base):

@@ -109,4 +109,4 @@ def test_batch_across_both_nodes_into_postgres(two_node_ray: Any, postgres_url: 
     db.close()
     assert len(nodes) == 2  # one actor per node: each node rendered pairs
     assert [len(v) for v in versions] == [1, 1]
-    assert all(Path(v[0].mp4_path).is_relative_to(tmp_path / "shared") for v in versions)
+    assert all(Path(o.path).is_relative_to(tmp_path / "shared") for v in versions for o in v[0].outputs)

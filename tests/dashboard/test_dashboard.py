@@ -15,6 +15,7 @@ from playwright.sync_api import Page
 
 from tasks.assemble import assemble_shot
 from tasks.contact import SHEET_WIDTH, THUMB_WIDTH, SheetFrame, write_previews
+from tasks.deliver import video_of
 from tasks.previews import preview_url
 from tasks.synthetic import animate, make_character
 from tooncrafter_model.frames import write_frame
@@ -50,10 +51,11 @@ def _publish_like_a_version(root: Path, tmp_path: Path) -> tuple[Path, Path, str
         for f in range(len(anim.frames))
     ]
     version = root / "dashboard" / "sq010" / "sh0010" / "v001"
-    out = assemble_shot(sources, 24, version, "sh0010", mp4_stem="sh0010_v001")
-    frames = [SheetFrame(p, i, i - 1 not in anim.keyframes) for i, p in enumerate(out.png_paths, start=1)]
+    out = assemble_shot(sources, 24, version, "sh0010")
+    video = Path(str(video_of(out.outputs))).rename(version / "sh0010_v001.mp4")  # named by its number, as published
+    frames = [SheetFrame(p, i, i - 1 not in anim.keyframes) for i, p in enumerate(out.frame_files or (), start=1)]
     previews = write_previews(frames, version / "preview", title="sq010_sh0010 v001")
-    return previews.sheet, out.mp4_path, previews.thumbnail_uri
+    return previews.sheet, video, previews.thumbnail_uri
 
 
 def _artifact_in_a_flow_run(markdown: str) -> tuple[str, str]:

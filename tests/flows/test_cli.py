@@ -103,7 +103,8 @@ def test_render_history_and_lineage(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     (v1,) = json.loads(result.stdout)
     assert (v1["number"], v1["frame_count"], len(v1["renders"])) == (1, 6, 2)
-    frame = Path(v1["png_dir"]) / "sh0010.0002.png"
+    assert [o["kind"] for o in v1["outputs"]] == ["png", "h264"]
+    frame = Path(v1["outputs"][0]["path"]) / "sh0010.0002.png"
     result = runner.invoke(app, ["lineage", str(frame), "-o", str(out)])
     assert result.exit_code == 0, result.output
     text = result.stdout

@@ -72,7 +72,8 @@ def test_batch_renders_every_shot_with_full_provenance(tmp_path: Path) -> None:
 
         with db.transaction() as s:
             (version,) = shot_db.shot_history(session=s, show="test", sequence="sq010", code=code)
-        assert version.frame_count == len(anim.frames) and version.mp4_path == outcome.mp4
+        assert version.frame_count == len(anim.frames) and [o.kind for o in version.outputs] == ["png", "h264"]
+        assert version.outputs[1].path == outcome.mp4 and version.outputs == outcome.outputs
         pairs = {(r.frame_a, r.frame_b) for r in version.renders}
         expected = {(a, b) for a, b in zip(anim.keyframes, anim.keyframes[1:]) if b not in anim.cuts}
         assert pairs == expected

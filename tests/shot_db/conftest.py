@@ -23,7 +23,16 @@ from sqlalchemy.orm import Session
 
 import shot_db
 from shot_db.models import RenderStatus, Shot
-from shot_db.records import AttemptRecord, NewVersion, OutputFrame, RenderOutcome, RenderSpec, VersionOutputs, VersionPair
+from shot_db.records import (
+    AttemptRecord,
+    NewVersion,
+    OutputFile,
+    OutputFrame,
+    RenderOutcome,
+    RenderSpec,
+    VersionOutputs,
+    VersionPair,
+)
 
 PG_ADMIN_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -189,13 +198,12 @@ class Farm:
                     frames.append(OutputFrame(path=path, pixel_hash=pixels, keyframe_hash=src))
                 else:
                     frames.append(OutputFrame(path=path, pixel_hash=pixels, render_key=src[0], inbetween=src[1]))
-            return VersionOutputs(
-                png_dir=str(vdir / "png"),
-                mp4_path=str(vdir / f"{shot.code}_v{number:03d}.mp4"),
-                sidecar_path=str(vdir / "provenance.json"),
-                mp4_sha256=sha("mp4", shot.code, number, tag),
-                frames=tuple(frames),
-            )
+            outputs = (
+                OutputFile("png", str(vdir / "png"), sha("png", shot.code, number, tag), len(frames), {"first_frame": 1}),
+                OutputFile("h264", str(vdir / f"{shot.code}_v{number:03d}.mp4"), sha("mp4", shot.code, number, tag),
+                           len(frames), {"pix_fmt": "yuv420p"}),
+            )  # fmt: skip
+            return VersionOutputs(outputs=outputs, sidecar_path=str(vdir / "provenance.json"), frames=tuple(frames))
 
         return make
 

@@ -1,4 +1,4 @@
-"""Reading provenance back: a shot's history, and the lineage of a frame hash, a PNG, an MP4."""
+"""Reading provenance back: a shot's history, and the lineage of a frame hash, a PNG, any output."""
 
 from __future__ import annotations
 
@@ -49,20 +49,30 @@ def test_lineage_of_an_inbetween_by_hash_and_by_path(session: Session, farm: Far
     assert render is not None and render.backend == "rife" and render.weights_sha256 == sha("weights", "rife")
     assert render.keyframe_a.pixel_hash == a and render.keyframe_a.path.endswith(f"{a}.png")
     assert render.flow_run_id == "run-1" and render.worker == "actor-0" and render.seconds == 3.0
-    png = Path(version.png_dir) / f"{shot.code}.0003.png"
+    png = Path(version.outputs[0].path) / f"{shot.code}.0003.png"
     (by_path,) = shot_db.lineage(session=session, target=png)
     assert by_path == found
 
 
-def test_lineage_of_a_held_keyframe_an_mp4_and_a_sidecar(session: Session, farm: Farm) -> None:
+def test_lineage_of_a_held_keyframe_any_output_and_a_sidecar(session: Session, farm: Farm) -> None:
     shot = farm.shot(session)
     version = farm.simple_version(session, shot, tag="only").version
-    (held,) = shot_db.lineage(session=session, target=str(Path(version.png_dir) / f"{shot.code}.0001.png"))
-    assert held.frame is not None and held.render is None
+    png, mp4 = version.outputs
+    (held,) = shot_db.lineage(session=session, target=str(Path(png.path) / f"{shot.code}.0001.png"))
+    assert held.frame is not None and held.render is None and held.output is None
     assert held.keyframe is not None and held.keyframe.frame == 0
-    for target in (version.mp4_path, version.sidecar_path, version.mp4_sha256):
+    assert [(o.kind, o.frame_count, dict(o.details)) for o in held.version.outputs] == [
+        ("png", 4, {"first_frame": 1}), ("h264", 4, {"pix_fmt": "yuv420p"})
+    ]
+    for target, named in ((mp4.path, "h264"), (mp4.sha256, "h264"), (png.path, "png"), (png.sha256, "png"),
+                          (version.sidecar_path, None)):  # fmt: skip
+        assert target is not None
         (whole,) = shot_db.lineage(session=session, target=target)
-        assert whole.frame is None and whole.version.mp4_path == version.mp4_path
+        assert whole.frame is None and whole.version.number == version.number
+        assert (whole.output.kind if whole.output else None) == named
+        assert whole.output is None or (whole.output.path, whole.output.sha256) == (
+            (mp4.path, mp4.sha256) if named == "h264" else (png.path, png.sha256)
+        )
         assert [r.render_key for r in whole.version.renders] == [held.version.renders[0].render_key]
     assert shot_db.lineage(session=session, target=sha("never rendered")) == ()
     assert shot_db.lineage(session=session, target="/nowhere/x.png") == ()
@@ -80,3 +90,16 @@ def test_pixels_in_several_versions_give_one_lineage_each_newest_first(session: 
         )
     found = shot_db.lineage(session=session, target=sha("out", "same pixels", "key", a))
     assert [(x.version.number, x.frame.number if x.frame else None) for x in found] == [(2, 1), (1, 1)]
+
+
+def test_newest_version_with_its_outputs(session: Session, farm: Farm) -> None:
+    shot = farm.shot(session, "sh0010")
+    assert shot_db.newest_version(session=session, show="pilot", sequence="sq010", code=shot.code) is None
+    farm.simple_version(session, shot, tag="v1")
+    farm.simple_version(session, shot, tag="v2")
+    session.expunge_all()
+    newest = shot_db.newest_version(session=session, show="pilot", sequence="sq010", code=shot.code)
+    assert newest is not None and newest.number == 2
+    h264 = newest.output("h264")
+    assert h264 is not None and h264.path.endswith("v002/sh0010_v002.mp4") and newest.output("prores4444") is None
+    assert shot_db.newest_version(session=session, show="pilot", sequence="sq010", code="never") is None

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, inspect
 import shot_db
 from shot_db import _migrate
 from shot_db.models import Base
+from shot_db.records import OutputFile
 
 from .conftest import sha
 
@@ -113,12 +114,9 @@ def test_workers_upgrading_at_once_upgrade_once(fresh_url: str) -> None:
 # A new revision needs both (the registry test below fails otherwise).
 
 _NOW = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
-_IDS = {
-    name: uuid.uuid5(uuid.NAMESPACE_URL, name) for name in ("shot", "render", "retry", "attempt", "version", "batch")
-}
+_IDS = {name: uuid.uuid5(uuid.NAMESPACE_URL, name) for name in ("shot", "render", "attempt", "version", "batch")}
 _KEY_A, _KEY_B = sha("kf", "a"), sha("kf", "b")
 _RENDER_KEY = sha("render", 1)
-_RETRY_KEY = sha("render", 2)
 _FRAMES_0001 = [sha("out", i) for i in range(4)]
 _MP4_0001 = sha("mp4", 1)
 
@@ -143,45 +141,44 @@ def _insert(conn: Connection, name: str, **row: Any) -> None:
     conn.execute(table.insert().values(**row))
 
 
-def _render(conn: Connection, name: str, key: str, seed: int, frames: list[str]) -> None:
-    _insert(conn, "render", id=_IDS[name], render_key=key, shot_id=_IDS["shot"], frame_a=0, frame_b=3,
-            keyframe_a_hash=_KEY_A, keyframe_b_hash=_KEY_B, inbetweens=2, times=[1 / 3, 2 / 3], backend="rife",
-            weights_sha256=sha("w"), config_hash="cfg", code_version="toonfarm-model-1", params={"steps": 4},
-            seed=seed, sketch_hashes=[], status="finished", output_dir=f"/out/store/renders/{key}",
-            frame_hashes=frames, worker="actor-0", node="n", started_at=_NOW,
-            finished_at=_NOW, seconds=1.5, error=None, meta={}, flow_run_id="run-1", created_at=_NOW)
+_V1_FILES = {
+    "png_dir": "/out/pilot/sq010/sh0010/v001/png", "mp4_path": "/out/pilot/sq010/sh0010/v001/sh0010_v001.mp4",
+    "sidecar_path": "/out/pilot/sq010/sh0010/v001/provenance.json",
+}  # fmt: skip
 
 
 def _seed_catalog(conn: Connection) -> None:
-    """The rows every revision so far holds alike: a shot, its keyframes, a render and its attempt, a batch."""
+    """The rows every revision so far has in the same form: a shot, its keyframes, a render, a batch."""
     _insert(conn, "shot", id=_IDS["shot"], show="pilot", sequence="sq010", code="sh0010", fps=24.0,
             created_at=_NOW, updated_at=_NOW)
     for h in (_KEY_A, _KEY_B):
         _insert(conn, "keyframe", pixel_hash=h, width=64, height=48, path=f"/out/store/keyframes/{h}.png",
                 created_at=_NOW)
-    _render(conn, "render", _RENDER_KEY, 7, [sha("f", 1), sha("f", 2)])
+    _insert(conn, "render", id=_IDS["render"], render_key=_RENDER_KEY, shot_id=_IDS["shot"], frame_a=0, frame_b=3,
+            keyframe_a_hash=_KEY_A, keyframe_b_hash=_KEY_B, inbetweens=2, times=[1 / 3, 2 / 3], backend="rife",
+            weights_sha256=sha("w"), config_hash="cfg", code_version="toonfarm-model-1", params={"steps": 4},
+            seed=7, sketch_hashes=[], status="finished", output_dir="/out/store/renders/x",
+            frame_hashes=[sha("f", 1), sha("f", 2)], worker="actor-0", node="n", started_at=_NOW,
+            finished_at=_NOW, seconds=1.5, error=None, meta={}, flow_run_id="run-1", created_at=_NOW)
     _insert(conn, "render_attempt", id=_IDS["attempt"], render_id=_IDS["render"], attempt=1, worker="actor-0",
             node="n", started_at=_NOW, finished_at=_NOW, status="ok", error=None, model_loads=1, flow_run_id="run-1")
     _insert(conn, "batch_run", id=_IDS["batch"], flow_run_id="run-1", flow_name="nightly", shot_list_path=None,
             started_at=_NOW, finished_at=None, rendered=1, reused=0, failed=0, status="running")
 
 
-def _seed_version(conn: Connection, **outputs: Any) -> None:
-    """Version 1 of the shot, made from the render, with the output columns of its revision."""
-    _insert(conn, "shot_version", id=_IDS["version"], shot_id=_IDS["shot"], number=1, assembly_key=sha("asm"),
-            frame_count=4, fps=24.0, png_dir="/out/pilot/sq010/sh0010/v001/png",
-            mp4_path="/out/pilot/sq010/sh0010/v001/sh0010_v001.mp4",
-            sidecar_path="/out/pilot/sq010/sh0010/v001/provenance.json", settings={"lut": None},
-            flow_run_id="run-1", created_at=_NOW, **outputs)
-    _insert(conn, "shot_version_render", version_id=_IDS["version"], position=0, render_id=_IDS["render"],
-            frame_a=0, frame_b=3)
-    _insert(conn, "shot_version_keyframe", version_id=_IDS["version"], frame=0, keyframe_hash=_KEY_A)
-    _insert(conn, "shot_version_keyframe", version_id=_IDS["version"], frame=3, keyframe_hash=_KEY_B)
+def _seed_links(conn: Connection, version: uuid.UUID) -> None:
+    _insert(conn, "shot_version_render", version_id=version, position=0, render_id=_IDS["render"], frame_a=0,
+            frame_b=3)
+    _insert(conn, "shot_version_keyframe", version_id=version, frame=0, keyframe_hash=_KEY_A)
+    _insert(conn, "shot_version_keyframe", version_id=version, frame=3, keyframe_hash=_KEY_B)
 
 
 def _seed_0001(conn: Connection) -> None:
     _seed_catalog(conn)
-    _seed_version(conn, output_hashes={"mp4_sha256": _MP4_0001, "frames": _FRAMES_0001})
+    _insert(conn, "shot_version", id=_IDS["version"], shot_id=_IDS["shot"], number=1, assembly_key=sha("asm"),
+            frame_count=4, fps=24.0, **_V1_FILES, output_hashes={"mp4_sha256": _MP4_0001, "frames": _FRAMES_0001},
+            settings={"lut": None}, flow_run_id="run-1", created_at=_NOW)
+    _seed_links(conn, _IDS["version"])
 
 
 def _check_0002(conn: Connection) -> None:
@@ -196,29 +193,83 @@ def _check_0002(conn: Connection) -> None:
     assert [tuple(r) for r in rows] == [(i + 1, h, None, None, None) for i, h in enumerate(_FRAMES_0001)]
 
 
+_VERSION_0002 = uuid.uuid5(uuid.NAMESPACE_URL, "version 2")
+_MP4_0002 = sha("mp4", 2)
+_V2_FILES = {
+    "png_dir": "/out/pilot/sq010/sh0010/v002/png", "mp4_path": "/out/pilot/sq010/sh0010/v002/sh0010_v002.mp4",
+    "sidecar_path": "/out/pilot/sq010/sh0010/v002/provenance.json",
+}  # fmt: skip
+
+
 def _seed_0002(conn: Connection) -> None:
-    """The shot's version with its frames, and a second render of the same pair: a retry with another seed."""
+    """Version 1 as 0002 carried it over from 0001 (frames without paths), and version 2 made at 0002."""
     _seed_catalog(conn)
-    _seed_version(conn, mp4_sha256=_MP4_0001)
+    for version, number, files, mp4, frames in ((_IDS["version"], 1, _V1_FILES, _MP4_0001, 4),
+                                                (_VERSION_0002, 2, _V2_FILES, _MP4_0002, 2)):  # fmt: skip
+        _insert(conn, "shot_version", id=version, shot_id=_IDS["shot"], number=number, assembly_key=sha("asm", number),
+                frame_count=frames, fps=24.0, **files, mp4_sha256=mp4, settings={"lut": None},
+                flow_run_id=f"run-{number}", created_at=_NOW)
+        _seed_links(conn, version)
     for i, h in enumerate(_FRAMES_0001, 1):
-        _insert(conn, "shot_version_frame", version_id=_IDS["version"], number=i, pixel_hash=h,
-                path=f"/out/pilot/sq010/sh0010/v001/png/sh0010.{i:04d}.png")
-    _render(conn, "retry", _RETRY_KEY, 123, [sha("f", 3), sha("f", 4)])
+        _insert(conn, "shot_version_frame", version_id=_IDS["version"], number=i, pixel_hash=h)
+    png = _V2_FILES["png_dir"]
+    _insert(conn, "shot_version_frame", version_id=_VERSION_0002, number=1, pixel_hash=_KEY_A,
+            path=f"{png}/sh0010.0001.png", keyframe_hash=_KEY_A)
+    _insert(conn, "shot_version_frame", version_id=_VERSION_0002, number=2, pixel_hash=sha("f", 1),
+            path=f"{png}/sh0010.0002.png", render_id=_IDS["render"], inbetween=1)
 
 
 def _check_0003(conn: Connection) -> None:
+    version = _t(conn, "shot_version")
+    outputs = _t(conn, "shot_version_output")
+    assert not {"png_dir", "mp4_path", "mp4_sha256"} & set(version.c.keys())
+    rows = conn.execute(
+        sa.select(outputs.c.version_id, outputs.c.kind, outputs.c.position, outputs.c.path, outputs.c.sha256,
+                  outputs.c.frame_count, outputs.c.details)
+        .order_by(outputs.c.path)
+    ).all()  # fmt: skip
+    assert [(uuid.UUID(str(r[0])), *r[1:]) for r in rows] == [  # SQLite reflects the id as CHAR(32)
+        (_IDS["version"], "png", 0, _V1_FILES["png_dir"], None, 4, {}),
+        (_IDS["version"], "h264", 1, _V1_FILES["mp4_path"], _MP4_0001, 4, {}),
+        (_VERSION_0002, "png", 0, _V2_FILES["png_dir"], None, 2, {}),
+        (_VERSION_0002, "h264", 1, _V2_FILES["mp4_path"], _MP4_0002, 2, {}),
+    ]
+
+
+_RETRY_KEY = sha("render", 2)
+_RETRY = uuid.uuid5(uuid.NAMESPACE_URL, "retry")
+
+
+def _seed_0003(conn: Connection) -> None:
+    """Version 1 with its output rows, and a second render of its pair: a retry with another seed."""
+    _seed_catalog(conn)
+    _insert(conn, "shot_version", id=_IDS["version"], shot_id=_IDS["shot"], number=1, assembly_key=sha("asm"),
+            frame_count=4, fps=24.0, sidecar_path=_V1_FILES["sidecar_path"], settings={"lut": None},
+            flow_run_id="run-1", created_at=_NOW)
+    _seed_links(conn, _IDS["version"])
+    _insert(conn, "shot_version_output", version_id=_IDS["version"], kind="h264", position=0,
+            path=_V1_FILES["mp4_path"], sha256=_MP4_0001, frame_count=4, details={})
+    _insert(conn, "render", id=_RETRY, render_key=_RETRY_KEY, shot_id=_IDS["shot"], frame_a=0, frame_b=3,
+            keyframe_a_hash=_KEY_A, keyframe_b_hash=_KEY_B, inbetweens=2, times=[1 / 3, 2 / 3], backend="rife",
+            weights_sha256=sha("w"), config_hash="cfg", code_version="toonfarm-model-1", params={"steps": 4},
+            seed=123, sketch_hashes=[], status="finished", output_dir="/out/store/renders/y",
+            frame_hashes=[sha("f", 3), sha("f", 4)], worker="actor-1", node="n", started_at=_NOW,
+            finished_at=_NOW, seconds=1.5, error=None, meta={}, flow_run_id="run-2", created_at=_NOW)
+
+
+def _check_0004(conn: Connection) -> None:
     """The new tables start empty, take a decision on the renders already there, and keep it consistent."""
     decisions, tries = _t(conn, "qa_decision"), _t(conn, "qa_try")
     assert conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar_one() == 0
     decision = uuid.uuid5(uuid.NAMESPACE_URL, "decision")
-    _insert(conn, "qa_decision", id=decision, render_id=_IDS["render"], accepted_render_id=_IDS["retry"],
+    _insert(conn, "qa_decision", id=decision, render_id=_IDS["render"], accepted_render_id=_RETRY,
             policy_hash=sha("policy"), policy={"on_fail": "retry", "retries": 2}, outcome="retried",
             reason="frame 0001 (t=0.333): ghost 0.31 > 0.1", shot_id=_IDS["shot"], flow_run_id="run-2",
             created_at=_NOW)
-    for number, render, severity in ((1, _IDS["render"], 3.1), (2, _IDS["retry"], 0.2)):
+    for number, render, severity in ((1, _IDS["render"], 3.1), (2, _RETRY, 0.2)):
         _insert(conn, "qa_try", decision_id=decision, number=number, render_id=render, flags=[], severity=severity)
     rows = conn.execute(sa.select(tries.c.number, tries.c.render_id).order_by(tries.c.number)).all()
-    assert [(n, uuid.UUID(str(r))) for n, r in rows] == [(1, _IDS["render"]), (2, _IDS["retry"])]
+    assert [(n, uuid.UUID(str(r))) for n, r in rows] == [(1, _IDS["render"]), (2, _RETRY)]
     with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():  # a pair is decided once per policy
         _insert(conn, "qa_decision", id=uuid.uuid4(), render_id=_IDS["render"], accepted_render_id=_IDS["render"],
                 policy_hash=sha("policy"), policy={}, outcome="flagged", reason="-", shot_id=_IDS["shot"],
@@ -231,8 +282,8 @@ def _check_0003(conn: Connection) -> None:
     conn.execute(decisions.delete())
 
 
-SEED: dict[str, Callable[[Connection], None]] = {"0001": _seed_0001, "0002": _seed_0002}
-CHECK: dict[str, Callable[[Connection], None]] = {"0002": _check_0002, "0003": _check_0003}
+SEED: dict[str, Callable[[Connection], None]] = {"0001": _seed_0001, "0002": _seed_0002, "0003": _seed_0003}
+CHECK: dict[str, Callable[[Connection], None]] = {"0002": _check_0002, "0003": _check_0003, "0004": _check_0004}
 
 
 def test_every_revision_has_a_data_test() -> None:
@@ -280,8 +331,35 @@ def test_data_from_0001_reads_through_the_api_at_head(fresh_url: str) -> None:
     with Session() as session, session.begin():
         (found,) = shot_db.lineage(session=session, target=_FRAMES_0001[2])
         assert found.frame is not None and found.frame.number == 3 and found.frame.path is None
-        assert found.version.number == 1 and found.version.mp4_sha256 == _MP4_0001
+        assert found.version.number == 1
+        assert found.version.output("h264") == OutputFile("h264", "/out/pilot/sq010/sh0010/v001/sh0010_v001.mp4",
+                                                          _MP4_0001, 4, {})  # fmt: skip
+        assert found.version.output("png") == OutputFile("png", "/out/pilot/sq010/sh0010/v001/png", None, 4, {})
+        (whole,) = shot_db.lineage(session=session, target=_MP4_0001)
+        assert whole.frame is None and whole.output == found.version.output("h264")
         assert [r.render_key for r in found.version.renders] == [_RENDER_KEY]
         history = shot_db.shot_history(session=session, show="pilot", sequence="sq010", code="sh0010")
         assert [v.number for v in history] == [1]
+    engine.dispose()
+
+
+def test_a_version_without_a_png_and_an_h264_stays_at_0003(fresh_url: str) -> None:
+    """0002 has a PNG folder and a hashed MP4 per version: going back refuses, naming the version, and
+    leaves the shot DB as it was (the downgrade is one transaction)."""
+    engine = shot_db.make_engine(fresh_url)
+    shot_db.upgrade(engine, "0002")
+    with engine.begin() as conn:
+        _seed_0002(conn)
+    shot_db.upgrade(engine, "0003")
+    with engine.begin() as conn:
+        outputs = _t(conn, "shot_version_output")
+        conn.execute(outputs.update().where(outputs.c.kind == "h264", outputs.c.path == _V2_FILES["mp4_path"])
+                     .values(kind="prores4444", path=_V2_FILES["mp4_path"].replace(".mp4", ".mov")))  # fmt: skip
+    with engine.connect() as conn:
+        before = _dump(conn)
+    with pytest.raises(ValueError, match=rf"^shot_version {_VERSION_0002}: .* cannot go back to 0002$"):
+        _migrate.downgrade(engine, "0002")
+    assert shot_db.current_revision(engine) == "0003"
+    with engine.connect() as conn:
+        assert _dump(conn) == before
     engine.dispose()

@@ -79,8 +79,9 @@ def test_a_decision_is_recorded_once_and_named_in_the_lineage_of_its_frames(sess
 
 
 def test_a_render_no_decision_chose_has_none(session: Session, farm: Farm) -> None:
-    new = farm.simple_version(session, farm.shot(session))
-    (found,) = shot_db.lineage(session=session, target=new.version.mp4_sha256)
+    shot = farm.shot(session)
+    farm.simple_version(session, shot)
+    (found,) = shot_db.lineage(session=session, target=sha("out", "", "key", farm.keyframe(session, (shot.code, "a"))))
     assert [r.qa for r in found.version.renders] == [None]
 
 

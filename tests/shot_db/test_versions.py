@@ -4,6 +4,7 @@ version when batches race on one shot."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from collections import Counter
 from pathlib import Path
 
@@ -25,7 +26,8 @@ def test_versions_count_up_and_same_assembly_key_reuses_the_latest(session: Sess
         assert shot_db.latest_version(session=session, shot=shot) is None
         v1 = farm.simple_version(session, shot, tag="lut-a")
     assert v1.created and v1.version.number == 1 and v1.version.frame_count == 4
-    assert v1.version.png_dir.endswith("pilot/sq010/sh0010/v001/png")
+    assert [(o.kind, o.position) for o in v1.version.outputs] == [("png", 0), ("h264", 1)]
+    assert v1.version.outputs[0].path.endswith("pilot/sq010/sh0010/v001/png")
     with session.begin():
         same = farm.simple_version(session, shot, tag="lut-a")
     assert not same.created and same.version.id == v1.version.id
@@ -33,7 +35,7 @@ def test_versions_count_up_and_same_assembly_key_reuses_the_latest(session: Sess
         v2 = farm.simple_version(session, shot, tag="lut-b")
         back = farm.simple_version(session, shot, tag="lut-a")  # differs from the latest (v2): a new version
     assert (v2.created, v2.version.number, back.created, back.version.number) == (True, 2, True, 3)
-    assert back.version.mp4_path.endswith("v003/sh0010_v003.mp4")
+    assert back.version.outputs[1].path.endswith("v003/sh0010_v003.mp4")
     assert shot_db.latest_version(session=session, shot=shot) is back.version
     other = farm.shot(session, "sh0020")
     assert farm.simple_version(session, other).version.number == 1  # numbering is per shot
@@ -45,7 +47,7 @@ def test_version_numbers_are_unique_in_the_database(session: Session, farm: Farm
     with pytest.raises(IntegrityError), session.begin_nested():
         session.add(
             ShotVersion(shot_id=shot.id, number=version.number, assembly_key=sha("other"), frame_count=1, fps=24,
-                        png_dir="/p", mp4_path="/m", sidecar_path="/s", mp4_sha256=sha("m"), settings={})
+                        sidecar_path="/s", settings={})
         )
 
 
@@ -76,6 +78,11 @@ def _inputs(session: Session, farm: Farm) -> tuple[object, str, str, str]:
         ("inbetween_out_of_range", "frames\\[1\\].inbetween: 3 must be in 1..2"),
         ("no_source", "frames\\[1\\]: give either render_key \\+ inbetween or keyframe_hash"),
         ("bad_pair", "renders\\[0\\]: need 0 <= frame_a < frame_b"),
+        ("no_outputs", "outputs.outputs: a version needs at least one output"),
+        ("output_twice", "outputs.outputs: each kind once, got \\['png', 'png'\\]"),
+        ("output_unhashed", "outputs\\[1\\].sha256: None is not a sha256"),
+        ("output_kind", "outputs\\[1\\].kind: 'H.264' must be a format name"),
+        ("output_frames", "outputs\\[0\\].frame_count: 0 must be an integer >= 1"),
     ],
 )
 def test_bad_versions_name_the_field(session: Session, farm: Farm, change: str, message: str) -> None:
@@ -98,7 +105,14 @@ def test_bad_versions_name_the_field(session: Session, farm: Farm, change: str, 
     if change == "no_source":
         frames = list(outputs.frames)
         frames[1] = type(frames[1])(path=frames[1].path, pixel_hash=frames[1].pixel_hash)
-        outputs = type(outputs)(**{**outputs.__dict__, "frames": tuple(frames)})
+        outputs = replace(outputs, frames=tuple(frames))
+    png, mp4 = outputs.outputs
+    files = {
+        "no_outputs": (), "output_twice": (png, png), "output_unhashed": (png, replace(mp4, sha256=None)),
+        "output_kind": (png, replace(mp4, kind="H.264")), "output_frames": (replace(png, frame_count=0), mp4),
+    }  # fmt: skip
+    if change in files:
+        outputs = replace(outputs, outputs=files[change])
     with pytest.raises(shot_db.ShotDBError, match=message):
         shot_db.create_version(
             session=session, shot=shot, assembly_key=sha("asm"), renders=pairs,  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""Shot assembly: PNG sequence + H.264 MP4, exact frame counts and rates, LUT, atomic publish, clear errors."""
+"""Shot assembly: every deliverable (by default the PNG sequence + H.264 MP4), exact frame counts and rates,
+LUT, atomic publish, clear errors."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.assemble import AssemblyError, EncodeSettings, assemble_shot, parse_fps
+from tasks.assemble import AssemblyError, ShotOutputs, assemble_shot, parse_fps
 from tasks.colour import Stylize, apply_lut, lut_hash, read_cube, warm_look_table, write_cube
+from tasks.deliver import DeliverSpec, DeliveryError, build
 from tests.media import probe_video
 from tooncrafter_model.frames import pixel_hash, read_frame, write_frame
 
@@ -44,6 +46,11 @@ def _decode_mp4(path: Path) -> np.ndarray:
     return np.frombuffer(out, np.uint8).reshape(-1, height, width, 3)
 
 
+def _file(out: ShotOutputs, kind: str) -> Path:
+    (path,) = [Path(o.path) for o in out.outputs if o.kind == kind]
+    return path
+
+
 def _tree(folder: Path) -> dict[str, str]:
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
@@ -65,23 +72,28 @@ def test_assembles_held_drawings_into_pngs_and_an_mp4(
     out = assemble_shot(sources, fps, tmp_path / "sh010" / "v001", "sh010")  # type: ignore[arg-type]
 
     assert out.dir == tmp_path / "sh010" / "v001" and out.frame_count == 7 and out.fps == expected_fps
-    assert [p.name for p in out.png_paths] == [f"sh010.{i:04d}.png" for i in range(1, 8)]
-    assert sorted(p.name for p in (out.dir / "png").iterdir()) == [p.name for p in out.png_paths]
-    for png, src, recorded in zip(out.png_paths, sources, out.frame_hashes, strict=True):
+    assert [o.kind for o in out.outputs] == ["png", "h264"] and all(o.frame_count == 7 for o in out.outputs)
+    assert out.frame_files is not None and _file(out, "png") == out.dir / "png"
+    assert [p.name for p in out.frame_files] == [f"sh010.{i:04d}.png" for i in range(1, 8)]
+    assert sorted(p.name for p in (out.dir / "png").iterdir()) == [p.name for p in out.frame_files]
+    for png, src, recorded in zip(out.frame_files, sources, out.frame_hashes, strict=True):
         pixels = read_frame(png)
         np.testing.assert_array_equal(pixels, read_frame(src))
         assert recorded == pixel_hash(pixels)
     assert out.frame_hashes[0] == out.frame_hashes[1] == out.frame_hashes[6] != out.frame_hashes[2]
     assert out.lut_sha256 is None
-    assert out.mp4_path == out.dir / "sh010.mp4"
-    assert out.mp4_sha256 == hashlib.sha256(out.mp4_path.read_bytes()).hexdigest()
+    mp4 = _file(out, "h264")
+    assert mp4 == out.dir / "sh010.mp4"
+    assert out.outputs[1].sha256 == hashlib.sha256(mp4.read_bytes()).hexdigest()
 
     odd = width % 2 or height % 2
-    assert out.padded == bool(odd) and out.video_size == (width + width % 2, height + height % 2)
-    assert tuple(probe_video(out.mp4_path)) == (7, expected_fps, *out.video_size)
-    assert out.mp4_path.read_bytes()[4:8] == b"ftyp"
-    assert out.mp4_path.read_bytes().find(b"moov") < out.mp4_path.read_bytes().find(b"mdat")  # +faststart
-    video = _decode_mp4(out.mp4_path)
+    size = (width + width % 2, height + height % 2)
+    details = out.outputs[1].details
+    assert details["padded"] == bool(odd) and (details["width"], details["height"]) == size
+    assert tuple(probe_video(mp4)) == (7, expected_fps, *size)
+    assert mp4.read_bytes()[4:8] == b"ftyp"
+    assert mp4.read_bytes().find(b"moov") < mp4.read_bytes().find(b"mdat")  # +faststart
+    video = _decode_mp4(mp4)
     for frame, src in zip(video, sources, strict=True):
         # Lossy (CRF, 4:2:0), so close rather than equal, away from the noise rows that 4:2:0 can't keep;
         # the background must come back as itself (same BT.709 matrix both ways); padding repeats the edge.
@@ -100,13 +112,14 @@ def test_lut_is_applied_to_every_png_and_recorded(tmp_path: Path) -> None:
     sources = _drawings(tmp_path / "src", 2, 33, 20)
     lut_path = write_cube(tmp_path / "warm.cube", warm_look_table(9), title="warm")
     order = [sources[0], sources[1], sources[1]]
-    out = assemble_shot(order, 12, tmp_path / "v001", "sh", stylize=Stylize(lut=lut_path), mp4_stem="sh_v001")
+    out = assemble_shot(order, 12, tmp_path / "v001", "sh", stylize=Stylize(lut=lut_path))
     lut = read_cube(lut_path)
-    for png, src in zip(out.png_paths, order, strict=True):
+    assert out.frame_files is not None
+    for png, src in zip(out.frame_files, order, strict=True):
         np.testing.assert_array_equal(read_frame(png), apply_lut(read_frame(src), lut))
-    assert not np.array_equal(read_frame(out.png_paths[0]), read_frame(sources[0]))
+    assert not np.array_equal(read_frame(out.frame_files[0]), read_frame(sources[0]))
     assert out.lut_sha256 == lut_hash(lut_path)
-    assert out.mp4_path.name == "sh_v001.mp4" and probe_video(out.mp4_path).frame_count == 3
+    assert probe_video(_file(out, "h264")).frame_count == 3
 
 
 def test_drawings_evicted_from_the_cache_are_read_again_correctly(tmp_path: Path) -> None:
@@ -114,7 +127,7 @@ def test_drawings_evicted_from_the_cache_are_read_again_correctly(tmp_path: Path
     order = sources + sources[::-1]  # 20 distinct drawings: more than are kept encoded
     out = assemble_shot(order, 24, tmp_path / "v001", "cycle")
     assert out.frame_hashes == tuple(pixel_hash(read_frame(p)) for p in order)
-    assert probe_video(out.mp4_path).frame_count == 40
+    assert probe_video(_file(out, "h264")).frame_count == 40
 
 
 def test_failure_mid_shot_leaves_nothing_and_keeps_earlier_versions(tmp_path: Path) -> None:
@@ -141,16 +154,10 @@ def test_ffmpeg_failure_is_one_line_and_cleans_up(tmp_path: Path) -> None:
     sources = _drawings(tmp_path / "src", 2, 16, 16)
     mp4 = re.escape(str(tmp_path / "shot" / "v001" / "sh.mp4"))
     why = "invalid preset 'no-such-preset'"
-    with pytest.raises(AssemblyError, match=rf"^{mp4}: ffmpeg (failed|stopped early).*: .*{why}$"):
-        bad_preset = EncodeSettings(preset="no-such-preset")
-        assemble_shot(sources * 3, 24, tmp_path / "shot" / "v001", "sh", settings=bad_preset)
+    with pytest.raises(DeliveryError, match=rf"^{mp4}: ffmpeg (failed|stopped early).*: .*{why}$"):
+        bad_preset = build([DeliverSpec(kind="png"), DeliverSpec(kind="h264", settings={"preset": "no-such-preset"})])
+        assemble_shot(sources * 3, 24, tmp_path / "shot" / "v001", "sh", deliver=bad_preset)
     assert not (tmp_path / "shot").exists()
-
-
-@pytest.mark.parametrize(("field", "value"), [("crf", 52), ("crf", -1), ("crf", 16.5), ("png_compression", 10)])
-def test_encode_settings_are_checked(field: str, value: object) -> None:
-    with pytest.raises(AssemblyError, match=rf"^{field}: must be an integer from 0 to \d+, got {value}$"):
-        EncodeSettings(**{field: value})  # type: ignore[arg-type]
 
 
 def test_bad_inputs_name_the_file_and_frame(tmp_path: Path) -> None:

@@ -81,6 +81,7 @@ def test_otio_clips_become_shots_with_their_range_and_place_in_the_cut(tmp_path:
     assert (first.backend, second.backend, second.render.seed, second.prompt) == ("rife", "crossfade", 7, "a cat")
     assert first.edit is not None and second.edit is not None
     assert (first.edit.cut, first.edit.clip, first.edit.record_in, first.edit.duration) == ("ep101_cut", 0, 86400, 10)
+    assert first.edit.start == second.edit.start == 86400  # the cut starts at 01:00:00:00
     assert (first.edit.record_timecode, second.edit.record_timecode) == ("01:00:00:00", "01:00:00:16")
     assert (second.edit.source_in, second.edit.source_timecode, second.edit.rate) == (86404, "01:00:00:04", "24/1")
     assert first.where("source") == f"{cut}: clip 1 'sh010': source"

@@ -15,8 +15,8 @@ from tooncrafter_model.store import (
     frame_paths,
     sha256_file,
     shot_folder,
+    version_file,
     version_folder,
-    version_mp4,
     write_json,
 )
 
@@ -31,7 +31,7 @@ def test_the_layout_of_an_output_root(tmp_path: Path) -> None:
     assert store.scan("beef") == tmp_path / "store/scans/beef.json"
     shot = shot_folder(tmp_path, "demo", "sq010", "sh0010")
     assert version_folder(shot, 3) == tmp_path / "demo/sq010/sh0010/v003"
-    assert version_mp4("sh0010", 3) == "sh0010_v003.mp4"
+    assert version_file("sh0010", 3, ".mp4") == "sh0010_v003.mp4"
 
 
 def test_a_render_is_complete_with_exactly_its_frames(tmp_path: Path) -> None:
