@@ -2,6 +2,10 @@
 
 The transitions are _renders.py's (`reclaim`, `settle`); what is here is fetching and locking every row a
 batch touches in a few statements instead of several per render: the per-pair cost of a farm is mostly here.
+
+Every statement locks and inserts rows in key order. Two batches claiming overlapping pairs in their own
+orders would each hold a key the other waits for (PostgreSQL detects the cycle and kills one); in one order
+the later batch simply waits for the first to commit.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
 def _renders(session: Session, keys: Sequence[str]) -> dict[str, Render]:
     """The rows of `keys` that exist, locked until the transaction ends, with fresh values."""
     found: dict[str, Render] = {}
-    for part in chunks(keys):
-        stmt = select(Render).where(Render.render_key.in_(part)).with_for_update()
+    for part in chunks(sorted(keys)):
+        stmt = select(Render).where(Render.render_key.in_(part)).order_by(Render.render_key).with_for_update()
         found.update((r.render_key, r) for r in session.scalars(stmt.execution_options(populate_existing=True)))
     return found
 
@@ -46,14 +50,14 @@ def upsert_keyframes(*, session: Session, keyframes: Sequence[KeyframeRecord]) -
         if k.pixel_hash in wanted and (wanted[k.pixel_hash][0].width, wanted[k.pixel_hash][0].height) != (k.width, k.height):
             raise ShotDBError(f"keyframe {k.pixel_hash[:12]} size: given twice with different sizes")
         wanted[k.pixel_hash] = (k, stored)
-    hashes = list(wanted)
+    hashes = sorted(wanted)
     found: dict[str, Keyframe] = {}
     for part in chunks(hashes):
-        stmt = select(Keyframe).where(Keyframe.pixel_hash.in_(part)).with_for_update()
+        stmt = select(Keyframe).where(Keyframe.pixel_hash.in_(part)).order_by(Keyframe.pixel_hash).with_for_update()
         found.update((r.pixel_hash, r) for r in session.scalars(stmt.execution_options(populate_existing=True)))
     for h, row in found.items():
         update_keyframe(row, wanted[h][0].width, wanted[h][0].height, wanted[h][1])
-    new = [Keyframe(pixel_hash=h, width=k.width, height=k.height, path=p) for h, (k, p) in wanted.items() if h not in found]
+    new = [Keyframe(pixel_hash=h, width=k.width, height=k.height, path=p) for h, (k, p) in sorted(wanted.items()) if h not in found]
     try:
         with session.begin_nested():
             session.add_all(new)
@@ -84,7 +88,7 @@ def claim_renders(*, session: Session, claims: Sequence[RenderClaim], flow_run_i
     new = [
         Render(**v, shot_id=c.shot_id, frame_a=c.frame_a, frame_b=c.frame_b, status=RenderStatus.running, meta={},
                flow_run_id=flow_run_id)
-        for key, (v, c) in values.items() if key not in found
+        for key, (v, c) in sorted(values.items()) if key not in found
     ]
     try:
         with session.begin_nested():
