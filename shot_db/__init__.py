@@ -16,6 +16,7 @@ Repository functions: keyword-only, `session` first, never commit. The caller ow
     resolve_shot                                       "show/sequence/code" or a unique bare code
     find_finished_render, claim_render(s), record_outcome(s)   a render's one state machine
     latest_version, create_version                     numbered per shot, safe under concurrency
+    publish_version, drop_version, settle_dead_runs    placing -> published, or taken back (crash safety)
     finished_quality, record_decisions                 the QA policy's view of renders, and its decisions
     shot_history, newest_version, lineage              detached snapshots (shot_db.records)
     begin_batch, count_batch, finish_batch
@@ -35,11 +36,13 @@ from shot_db._history import lineage, newest_version, shot_history
 from shot_db._migrate import current_revision, head_revision, upgrade
 from shot_db._quality import finished_quality, record_decisions
 from shot_db._renders import claim_render, find_finished_render
+from shot_db._reconcile import Settled, settle_dead_runs
 from shot_db._session import ShotDB
-from shot_db._versions import create_version, latest_version
+from shot_db._versions import create_version, drop_version, latest_version, publish_version
 
 __all__ = [
     "Session",
+    "Settled",
     "ShotDB",
     "ShotDBError",
     "ShotDBUnavailable",
@@ -51,6 +54,7 @@ __all__ = [
     "create_version",
     "current_revision",
     "default_url",
+    "drop_version",
     "find_finished_render",
     "finished_quality",
     "finish_batch",
@@ -60,10 +64,12 @@ __all__ = [
     "make_engine",
     "make_sessionmaker",
     "newest_version",
+    "publish_version",
     "record_outcome",
     "record_decisions",
     "record_outcomes",
     "resolve_shot",
+    "settle_dead_runs",
     "shot_history",
     "upgrade",
     "upsert_keyframe",

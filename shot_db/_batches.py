@@ -19,8 +19,10 @@ def begin_batch(
     flow_run_id: str,
     flow_name: str,
     shot_list_path: str | os.PathLike[str] | None = None,
+    owner: str | None = None,
 ) -> BatchRun:
-    """The flow run's batch row, created as running; a retried flow run reopens its row, counts kept."""
+    """The flow run's batch row, created as running by `owner` (the process running it); a retried flow
+    run reopens its row, counts kept."""
     stmt = select(BatchRun).where(BatchRun.flow_run_id == check.short_text(flow_run_id, "flow_run_id", max_len=64))
     path = check.path(shot_list_path, "batch shot_list_path") if shot_list_path is not None else None
     batch = check.locked(session, stmt)
@@ -30,11 +32,12 @@ def begin_batch(
             flow_name=check.short_text(flow_name, "batch flow_name", max_len=128),
             shot_list_path=path,
             status=BatchStatus.running,
+            owner=owner,
         )
         batch = check.insert_or_get(session, row, stmt)
         if batch is row:
             return batch
-    batch.status, batch.finished_at = BatchStatus.running, None
+    batch.status, batch.finished_at, batch.owner = BatchStatus.running, None, owner
     session.flush()
     return batch
 

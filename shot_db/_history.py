@@ -24,6 +24,7 @@ from shot_db.models import (
     ShotVersionKeyframe,
     ShotVersionOutput,
     ShotVersionRender,
+    VersionStatus,
 )
 from shot_db.records import (
     AttemptInfo,
@@ -37,6 +38,8 @@ from shot_db.records import (
 )
 
 R = TypeVar("R")
+# A version still being placed (its folder may not be there yet) is nobody's history, nor any file's lineage.
+_PUBLISHED = ShotVersion.status == VersionStatus.published
 
 # Everything a VersionInfo shows, loaded in a fixed number of queries (relationships are lazy="raise").
 _VERSION_GRAPH = (
@@ -61,7 +64,7 @@ def newest_version(*, session: Session, show: str, sequence: str, code: str) -> 
     newest = (
         select(ShotVersion.id)
         .join(Shot, ShotVersion.shot_id == Shot.id)
-        .where(Shot.show == show, Shot.sequence == sequence, Shot.code == code)
+        .where(Shot.show == show, Shot.sequence == sequence, Shot.code == code, _PUBLISHED)
         .order_by(ShotVersion.number.desc())
         .limit(1)
     )
@@ -92,9 +95,9 @@ def lineage(*, session: Session, target: str | os.PathLike[str]) -> tuple[Lineag
     outputs = session.execute(select(ShotVersionOutput.version_id, ShotVersionOutput.kind).where(output_match)).all()
     wanted = sidecars | {v for v, _ in outputs} | {f.version_id for f, _ in frames}
     infos = _versions(session, ShotVersion.id.in_(wanted))
-    found = [Lineage(version=infos[v], frame=None) for v in sidecars]
-    found += [Lineage(version=infos[v], frame=None, output=infos[v].output(kind)) for v, kind in outputs]
-    found += [Lineage(version=infos[f.version_id], frame=_frame_info(f, key)) for f, key in frames]
+    found = [Lineage(version=infos[v], frame=None) for v in sidecars if v in infos]
+    found += [Lineage(version=infos[v], frame=None, output=infos[v].output(kind)) for v, kind in outputs if v in infos]
+    found += [Lineage(version=infos[f.version_id], frame=_frame_info(f, key)) for f, key in frames if f.version_id in infos]
     found.sort(key=lambda x: (x.version.created_at, x.version.number, -x.frame.number if x.frame else 1), reverse=True)
     return tuple(found)
 
@@ -102,7 +105,7 @@ def lineage(*, session: Session, target: str | os.PathLike[str]) -> tuple[Lineag
 def _versions(session: Session, where: ColumnElement[bool]) -> dict[uuid.UUID, VersionInfo]:
     rows = session.scalars(
         select(ShotVersion)
-        .where(where)
+        .where(where, _PUBLISHED)
         .order_by(ShotVersion.shot_id, ShotVersion.number)
         .options(*_VERSION_GRAPH)
         .execution_options(populate_existing=True)

@@ -4,15 +4,20 @@ Allocation locks the shot row (SELECT ... FOR UPDATE on PostgreSQL; on SQLite ev
 starts with BEGIN IMMEDIATE), so two batches finishing the same shot take turns: the second sees the
 first's version and either takes the next number or, with the same assembly key, reuses it. The unique
 (shot_id, number) constraint backs this up in the database itself.
+
+A version given an `owner` is recorded as `placing`: its number is taken, its folder not yet renamed
+into place. `publish_version` marks it published once it is there; `drop_version` takes back one that
+never got there (ARCHITECTURE.md, "Publishing").
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
 from shot_db import _checks as check
@@ -27,6 +32,7 @@ from shot_db.models import (
     ShotVersionKeyframe,
     ShotVersionOutput,
     ShotVersionRender,
+    VersionStatus,
 )
 from shot_db.models.version import KIND_LEN
 from shot_db.records import NewVersion, OutputFile, OutputFrame, VersionOutputs, VersionPair
@@ -56,12 +62,16 @@ def create_version(
     fps: float | None = None,
     settings: Mapping[str, Any] | None = None,
     flow_run_id: str | None = None,
+    owner: str | None = None,
+    first_free: int = 1,
 ) -> NewVersion:
     """Record the shot's next version, or return the latest one unchanged if it has this assembly key.
 
     `renders` are the finished renders in pair order, `keyframes` maps frame index -> pixel hash.
     `outputs` may be a function of the new version number (called only when a version is created,
     while the shot is locked), so output paths such as .../v003/ can name the number they got.
+    With an `owner` the version starts as placing, owned by that process. The number is at least
+    `first_free` (a folder already on disk keeps its number).
     """
     label = f"shot {shot.name}"
     check.sha256(assembly_key, f"{label} assembly_key")
@@ -70,7 +80,7 @@ def create_version(
     latest = latest_version(session=session, shot=shot)
     if latest is not None and latest.assembly_key == assembly_key:
         return NewVersion(version=latest, created=False)
-    number = latest.number + 1 if latest is not None else 1
+    number = max(latest.number + 1 if latest is not None else 1, first_free)
     by_key = _finished_renders(session, renders, label)
     by_hash = _keyframes(session, keyframes, label)
     out = outputs(number) if callable(outputs) else outputs
@@ -92,6 +102,8 @@ def create_version(
         sidecar_path=check.path(out.sidecar_path, f"{label} sidecar_path"),
         settings=check.as_json(dict(settings or {}), f"{label} settings"),
         flow_run_id=flow_run_id,
+        status=VersionStatus.placing if owner is not None else VersionStatus.published,
+        owner=check.short_text(owner, f"{label} owner", max_len=128) if owner is not None else None,
         renders=[
             ShotVersionRender(position=i, render_id=by_key[p.render_key].id, frame_a=p.frame_a, frame_b=p.frame_b)
             for i, p in enumerate(renders)
@@ -103,6 +115,28 @@ def create_version(
     session.add(version)
     session.flush()
     return NewVersion(version=version, created=True)
+
+
+def publish_version(*, session: Session, version_id: uuid.UUID) -> None:
+    """A placing version is in place: published (a published one stays as it is)."""
+    version = session.get(ShotVersion, version_id, with_for_update=True, populate_existing=True)
+    if version is None:
+        raise ShotDBError(f"version {version_id}: not in the shot DB")
+    version.status, version.owner = VersionStatus.published, None
+    session.flush()
+
+
+def drop_version(*, session: Session, version_id: uuid.UUID) -> None:
+    """Take back a placing version whose folder never got into place; its number is free again."""
+    version = session.get(ShotVersion, version_id, with_for_update=True, populate_existing=True)
+    if version is None:
+        return
+    if version.status is not VersionStatus.placing:
+        raise ShotDBError(f"version {version_id}: is {version.status.value}; only a placing version is taken back")
+    for child in (ShotVersionFrame, ShotVersionOutput, ShotVersionRender, ShotVersionKeyframe):
+        session.execute(delete(child).where(child.version_id == version_id))
+    session.delete(version)
+    session.flush()
 
 
 def _finished_renders(session: Session, pairs: Sequence[VersionPair], label: str) -> dict[str, Render]:

@@ -12,6 +12,7 @@ from shot_db.models.version import (
     ShotVersionKeyframe,
     ShotVersionOutput,
     ShotVersionRender,
+    VersionStatus,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "ShotVersionKeyframe",
     "ShotVersionOutput",
     "ShotVersionRender",
+    "VersionStatus",
 ]

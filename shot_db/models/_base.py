@@ -24,6 +24,7 @@ NAMING_CONVENTION = {
 
 HASH_LEN = 64  # sha256 hex: pixel hashes, render keys, assembly keys
 PATH_LEN = 1024
+OWNER_LEN = 128  # a run's owner token: host, boot, process id and start time
 
 
 def utcnow() -> datetime:

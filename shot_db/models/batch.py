@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shot_db.models._base import PATH_LEN, Base, new_id, status_type, utcnow
+from shot_db.models._base import OWNER_LEN, PATH_LEN, Base, new_id, status_type, utcnow
 
 
 class BatchStatus(enum.StrEnum):
@@ -36,3 +36,5 @@ class BatchRun(Base):
     reused: Mapped[int] = mapped_column(default=0)
     failed: Mapped[int] = mapped_column(default=0)
     status: Mapped[BatchStatus] = mapped_column(status_type(BatchStatus, "batch_status"))
+    # The process running it: a running batch whose owner is gone died, and the next run settles its rows.
+    owner: Mapped[str | None] = mapped_column(String(OWNER_LEN))

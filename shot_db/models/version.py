@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shot_db.models._base import HASH_LEN, PATH_LEN, Base, new_id, utcnow
+from shot_db.models._base import HASH_LEN, OWNER_LEN, PATH_LEN, Base, new_id, status_type, utcnow
 from shot_db.models.keyframe import Keyframe
 from shot_db.models.render import Render
 from shot_db.models.shot import Shot
@@ -17,8 +18,17 @@ from shot_db.models.shot import Shot
 KIND_LEN = 32  # a deliverable's registry name
 
 
+class VersionStatus(enum.StrEnum):
+    """Where a version is in publishing (ARCHITECTURE.md, "Publishing"): its row is recorded, with its
+    number, before its folder is renamed into place (placing), and marked published once it is there."""
+
+    placing = "placing"
+    published = "published"
+
+
 class ShotVersion(Base):
-    """Version N of a shot. Rows are only ever added: a version is never overwritten or deleted."""
+    """Version N of a shot. A published version is never overwritten or deleted; a placing one whose run
+    died is published by the next run if its folder is in place, else removed and its number reused."""
 
     __tablename__ = "shot_version"
     __table_args__ = (
@@ -38,6 +48,10 @@ class ShotVersion(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)
     flow_run_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[VersionStatus] = mapped_column(
+        status_type(VersionStatus, "version_status"), default=VersionStatus.published, server_default="published"
+    )
+    owner: Mapped[str | None] = mapped_column(String(OWNER_LEN))  # the process placing it (tasks/owner.py)
 
     shot: Mapped[Shot] = relationship(lazy="raise")
     renders: Mapped[list[ShotVersionRender]] = relationship(

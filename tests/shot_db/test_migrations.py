@@ -282,8 +282,31 @@ def _check_0004(conn: Connection) -> None:
     conn.execute(decisions.delete())
 
 
-SEED: dict[str, Callable[[Connection], None]] = {"0001": _seed_0001, "0002": _seed_0002, "0003": _seed_0003}
-CHECK: dict[str, Callable[[Connection], None]] = {"0002": _check_0002, "0003": _check_0003, "0004": _check_0004}
+def _check_0005(conn: Connection) -> None:
+    """Versions made before are published and owned by nobody, batches too; a version can be placing, and
+    nothing else."""
+    versions, batches = _t(conn, "shot_version"), _t(conn, "batch_run")
+    assert conn.execute(sa.select(versions.c.status, versions.c.owner)).all() == [("published", None)]
+    assert conn.execute(sa.select(batches.c.owner)).all() == [(None,)]
+    for status, ok in (("placing", True), ("melted", False)):
+        with conn.begin_nested() as nested:
+            try:
+                _insert(conn, "shot_version", id=uuid.uuid4(), shot_id=_IDS["shot"], number=2, assembly_key=sha("2"),
+                        frame_count=4, fps=24.0, sidecar_path="/out/v002/provenance.json", settings={},
+                        flow_run_id="run-3", created_at=_NOW, status=status, owner="host/boot/12/34")
+            except sa.exc.IntegrityError:
+                assert not ok
+            else:
+                assert ok
+            nested.rollback()
+
+
+SEED: dict[str, Callable[[Connection], None]] = {
+    "0001": _seed_0001, "0002": _seed_0002, "0003": _seed_0003, "0004": _seed_0003,  # 0004 adds empty tables
+}
+CHECK: dict[str, Callable[[Connection], None]] = {
+    "0002": _check_0002, "0003": _check_0003, "0004": _check_0004, "0005": _check_0005,
+}
 
 
 def test_every_revision_has_a_data_test() -> None:
