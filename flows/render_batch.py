@@ -13,7 +13,7 @@ from tasks.detect import ShotPlan
 from tasks.report import BatchReport
 from tasks.settings import Settings
 from tasks.shotlist import Shot
-from tasks.steps import collect, detect, load_shots, plan_renders, publish, render, report
+from tasks.steps import collect, detect, load_shots, plan_renders, publish, recover, render, report
 from tooncrafter_model.errors import UserError
 
 
@@ -37,7 +37,8 @@ def render_batch(shotlist: str, settings: Settings | None = None, shots: list[st
     started = time.monotonic()
     selected = load_shots(shotlist, settings.allow_outside_root, shots, settings.shot_defaults, settings.limits)
     plans, unplanned = _planned(selected, detect.map(selected, unmapped(settings.store.root)))
-    with record.open_db(settings.db_url, migrate=True) as db:
+    with record.open_db(settings.db_url, migrate=True, retry_s=settings.db_retry_s) as db:
+        recover(db, selected, settings)
         record.begin_batch(db, run_id or "local", "render-batch", shotlist)
         works = plan_renders(plans, settings, db, run_id)
         published = [(done, publish.submit(db, done, settings, run_id)) for done in render(works, settings, db, run_id)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from shot_db._versions import drop_version, publish_version
@@ -67,12 +67,15 @@ def settle_dead_runs(
     renders = 0
     for b in dead:
         b.status, b.finished_at = BatchStatus.failed, utcnow()
-        result = session.execute(
-            update(Render)
+        left = session.scalars(
+            select(Render)
             .where(Render.status == RenderStatus.running, Render.flow_run_id == b.flow_run_id)
-            .values(status=RenderStatus.failed, finished_at=utcnow(), error=f"its batch {b.flow_run_id} died (process {b.owner})")
-            .execution_options(synchronize_session=False)
-        )
-        renders += result.rowcount or 0
+            .order_by(Render.render_key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+        for r in left:
+            r.status, r.finished_at, r.error = RenderStatus.failed, utcnow(), f"its batch died (process {b.owner})"
+        renders += len(left)
     session.flush()
     return Settled(tuple(published), tuple(dropped), len(dead), renders)

@@ -8,6 +8,7 @@ schema is not this code's says so in one line naming `toonfarm db upgrade`.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,15 +28,18 @@ UPGRADE_HINT = "run `toonfarm db upgrade`"
 class ShotDB:
     """A shot DB opened for this process: `transaction()` gives sessions; close (or `with`) disposes it."""
 
-    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+    def __init__(self, engine: Engine, *, read_only: bool = False, retry_s: float = 0.0) -> None:
         self.engine = engine
         self.url = engine.url.render_as_string(hide_password=True)
+        self.retry_s = retry_s
         self._sessions: sessionmaker[Session] = make_sessionmaker(engine, read_only=read_only)
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = False) -> ShotDB:
+    def open(cls, url: str, *, migrate: bool = False, retry_s: float = 0.0) -> ShotDB:
         """Open the shot DB at `url`: with `migrate`, create or upgrade its schema to head; without, read
-        only, refusing a database whose schema is missing, behind or ahead of this code."""
+        only, refusing a database whose schema is missing, behind or ahead of this code. Transactions
+        wait up to `retry_s` for a database that is unavailable when they begin (see `transaction`); the
+        opening itself does not: a database that is not there when a run starts is said at once."""
         _refuse_missing_file(url, migrate)
         engine = make_engine(url)
         try:
@@ -46,14 +50,40 @@ class ShotDB:
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, read_only=not migrate)
+        return cls(engine, read_only=not migrate, retry_s=retry_s)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back if it raises. A dropped connection
-        or a lock timeout surfaces as ShotDBUnavailable."""
-        with unavailable_as_error(self.url), self._sessions() as session, session.begin():
-            yield session
+        or a lock timeout surfaces as ShotDBUnavailable.
+
+        Beginning is retried with backoff (0.25 s doubling to 8 s) for up to `retry_s`: a PostgreSQL
+        restart refuses connections for a few seconds, and SQLite's "database is locked" is met at
+        BEGIN IMMEDIATE. Both happen before the block has run, so trying again repeats nothing. A
+        failure inside the block is the caller's to retry (its block may have done more than SQL).
+        """
+        with unavailable_as_error(self.url), self._sessions() as session:
+            self._begin(session)
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def _begin(self, session: Session) -> None:
+        deadline, pause = time.monotonic() + self.retry_s, 0.25
+        while True:
+            try:
+                with unavailable_as_error(self.url):
+                    session.connection()  # connects and begins (SQLite: BEGIN IMMEDIATE, the write lock)
+                return
+            except ShotDBUnavailable:
+                session.rollback()
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 8.0)
 
     def close(self) -> None:
         self.engine.dispose()

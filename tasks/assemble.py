@@ -23,6 +23,7 @@ from shot_db.records import OutputFile
 from tasks.colour import Stylize, Stylizer
 from tasks.deliver import DEFAULT_DELIVER, Deliverable, DeliveryError, DeliverSpec, build
 from tasks.deliver.base import Picture, Take
+from tasks.testhook import pause_at
 from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import Frame, read_frame
 
@@ -123,6 +124,7 @@ def assemble_shot(
             for d in deliverables:
                 started.append(d)
                 d.start(staging, take)
+            pause_at("assembling")
             hashes = _write_frames(paths, first, stylizer, palettes, started)
             delivered = [d.finish() for d in started]
         except DeliveryError as e:  # name the file where it will be, not the staging folder

@@ -1,15 +1,17 @@
 """Publish: a shot whose pairs are done -> its full frame sequence, stylized, as a new numbered version.
 
 Nothing is assembled when the latest version already has the same assembly key. A new version is
-written into a staging folder and renamed to vNNN while the shot's row is locked, so a version folder
-is either complete and recorded, or absent.
+written into a staging folder named by its owner (this process); then its row is committed as
+`placing` with the next number (the shot's row locked), the folder renamed to vNNN, and the row marked
+published. A kill at any instant leaves a state the next run settles (tasks/record.py,
+`settle_dead_runs`; ARCHITECTURE.md, "Publishing"): a version folder and its row always agree.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,8 +28,21 @@ from tasks.provenance import assembly_key, pair_provenance
 from tasks.qa import PairQA
 from tasks.record import transaction
 from tasks.render import ShotRenders
+from tasks.owner import is_dead, this_process
 from tasks.settings import Settings
-from tooncrafter_model.store import SIDECAR, shot_folder, version_file, version_folder, write_json
+from tasks.testhook import pause_at
+from tooncrafter_model.errors import ToonfarmError
+from tooncrafter_model.store import (
+    SIDECAR,
+    shot_folder,
+    staging_folders,
+    version_file,
+    version_folder,
+    version_name,
+    version_numbers,
+    version_staging,
+    write_json,
+)
 
 
 @dataclass(frozen=True)
@@ -101,50 +116,75 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
                 made_by[p.render_key] = {"worker": r.worker, "node": r.node, "started_at": r.started_at, "finished_at": r.finished_at, "seconds": r.seconds}
 
     folder = shot_folder(shot.output or settings.output_root, shot.show, shot.sequence, shot.code)
-    staging = folder / f".staging-{akey[:12]}-{uuid.uuid4().hex[:8]}"
-    outputs = assemble_shot(
-        [s.path for s in sources], fps, staging, shot.code, stylize=look, palettes=[s.keys for s in sources],
-        deliver=deliverables, timecode=timecode,
-    )
-    placed: list[Path] = []
-
-    def place(number: int) -> VersionOutputs:
-        final = version_folder(folder, number)
-        files = tuple(_renamed(o, staging, final, shot.code, number) for o in outputs.outputs)
-        record = _provenance(done, sources, outputs, files, final, number, akey, lut_sha, flow_run_id, deliver, made_by)
-        record["colour"] = colour_record
-        write_json(staging / SIDECAR, record)
-        os.rename(staging, final)
-        placed.append(final)
-        frame_files = outputs.frame_files or (None,) * outputs.frame_count
-        frames = tuple(
-            OutputFrame(str(final / p.relative_to(staging)) if p else None, h, src.render_key, src.inbetween, src.keyframe_hash)
-            for p, h, src in zip(frame_files, outputs.frame_hashes, sources, strict=True)
-        )
-        return VersionOutputs(files, str(final / SIDECAR), frames)
-
+    owner = this_process()
+    staging = version_staging(folder, owner.slug)
     try:
+        outputs = assemble_shot(
+            [s.path for s in sources], fps, staging, shot.code, stylize=look, palettes=[s.keys for s in sources],
+            deliver=deliverables, timecode=timecode,
+        )
+
+        def named(number: int) -> VersionOutputs:
+            """What version `number` will hold once its staging folder is renamed into place."""
+            final = version_folder(folder, number)
+            files = tuple(_renamed(o, staging, final, shot.code, number) for o in outputs.outputs)
+            frame_files = outputs.frame_files or (None,) * outputs.frame_count
+            frames = tuple(
+                OutputFrame(str(final / p.relative_to(staging)) if p else None, h, src.render_key, src.inbetween, src.keyframe_hash)
+                for p, h, src in zip(frame_files, outputs.frame_hashes, sources, strict=True)
+            )
+            return VersionOutputs(files, str(final / SIDECAR), frames)
+
+        # Record first, rename after (ARCHITECTURE.md, "Publishing"): the row is committed as placing, so a
+        # kill at any instant leaves a row the next run can settle, never a folder the shot DB does not know.
         with transaction(db) as s:
             row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
             new = shot_db.create_version(
                 session=s, shot=row, assembly_key=akey,
                 renders=[VersionPair(p.render_key, plan.pairs[p.index].a, plan.pairs[p.index].b) for p in done.work.pairs],
-                keyframes={k.frame: k.pixel_hash for k in plan.keyframes}, outputs=place, fps=float(fps),
+                keyframes={k.frame: k.pixel_hash for k in plan.keyframes}, outputs=named, fps=float(fps),
                 settings={"lut": str(shot.lut) if shot.lut else None, "lut_sha256": lut_sha, "deliver": deliver,
                           "colour": colour_record},
-                flow_run_id=flow_run_id,
+                flow_run_id=flow_run_id, owner=owner.token, first_free=max(version_numbers(folder), default=0) + 1,
             )
-            version, created = new.version.number, new.created
+            version, created, version_id = new.version.number, new.created, new.version.id
             sidecar = new.version.sidecar_path
             files = _files(new.version)
-    except BaseException:
-        for path in placed:  # renamed into place, but the transaction that records it did not commit
-            shutil.rmtree(path, ignore_errors=True)
-        raise
+        if not created:  # another batch published this very assembly meanwhile
+            return _outcome(done, "unchanged", version=version, outputs=files, frames=outputs.frame_count, sidecar=sidecar)
+        pause_at("reserved")
+        final = version_folder(folder, version)
+        try:
+            for o in outputs.outputs:
+                _name_by_version(o, staging, shot.code, version)
+            record = _provenance(done, sources, outputs, files, final, version, akey, lut_sha, flow_run_id, deliver, made_by)
+            write_json(staging / SIDECAR, {**record, "colour": colour_record})
+            os.rename(staging, final)
+        except BaseException:
+            with transaction(db) as s:  # the folder never got into place: the number is free again
+                shot_db.drop_version(session=s, version_id=version_id)
+            raise
+        pause_at("placed")
+        try:
+            with transaction(db) as s:
+                shot_db.publish_version(session=s, version_id=version_id)
+        except ToonfarmError as exc:
+            raise type(exc)(f"{version_name(version)} is in place but not yet marked published ({exc}); "
+                            "the next run marks it") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    status: Literal["new-version", "unchanged"] = "new-version" if created else "unchanged"
-    return _outcome(done, status, version=version, outputs=files, frames=outputs.frame_count, sidecar=sidecar)
+    return _outcome(done, "new-version", version=version, outputs=files, frames=outputs.frame_count, sidecar=sidecar)
+
+
+def sweep_staging(folders: Iterable[Path]) -> list[Path]:
+    """Remove the staging folders that dead runs left in these shot folders (a live run's stay)."""
+    removed = []
+    for folder in folders:
+        for path, owner in staging_folders(folder):
+            if is_dead(owner):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
 
 
 def _files(version: ShotVersion) -> tuple[OutputFile, ...]:
@@ -152,12 +192,19 @@ def _files(version: ShotVersion) -> tuple[OutputFile, ...]:
 
 
 def _renamed(output: OutputFile, staging: Path, final: Path, code: str, number: int) -> OutputFile:
-    """`output` moved to its place in the version folder `final`: a file named by its version
-    (`<code>_v003.mp4`) where its format asks for it, renamed now that the number is known."""
+    """`output` as it will be in the version folder `final`: a file named by its version (`<code>_v003.mp4`)
+    where its format asks for it (`_name_by_version` renames it once the number is taken)."""
     path = Path(output.path)
     if deliverable_class(output.kind).versioned_name:
-        path = path.rename(staging / version_file(code, number, path.suffix))
+        path = staging / version_file(code, number, path.suffix)
     return OutputFile(output.kind, str(final / path.relative_to(staging)), output.sha256, output.frame_count, output.details)
+
+
+def _name_by_version(output: OutputFile, staging: Path, code: str, number: int) -> None:
+    """Rename `output` inside the staging folder to the name `_renamed` gave it."""
+    path = Path(output.path)
+    if deliverable_class(output.kind).versioned_name:
+        path.rename(staging / version_file(code, number, path.suffix))
 
 
 def _outcome(

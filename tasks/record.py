@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import shot_db
 from shot_db import Session, ShotDB
 from shot_db.models import BatchStatus
 from shot_db.records import AttemptRecord, KeyframeRecord, RenderClaim, RenderOutcome, RenderSpec
+from tasks.owner import is_dead, this_process
+from tasks.testhook import pause_at
 from tooncrafter_model.errors import TransientError, UserError
 
 if TYPE_CHECKING:  # the CLI's history commands use this module without starting the farm's imports (Ray)
@@ -42,10 +45,11 @@ def _classified() -> Iterator[None]:
         raise ShotDBRefused(str(exc)) from exc
 
 
-def open_db(url: str, *, migrate: bool) -> ShotDB:
-    """The shot DB at `url`: migrated to this code's schema first for a render, read only otherwise."""
+def open_db(url: str, *, migrate: bool, retry_s: float = 0.0) -> ShotDB:
+    """The shot DB at `url`: migrated to this code's schema first for a render, read only otherwise; its
+    transactions wait up to `retry_s` for a database that is briefly unavailable."""
     with _classified():
-        return ShotDB.open(url, migrate=migrate)
+        return ShotDB.open(url, migrate=migrate, retry_s=retry_s)
 
 
 @contextmanager
@@ -130,12 +134,22 @@ class ResultRecorder:
         with transaction(self.db) as s:
             shot_db.record_outcomes(session=s, outcomes=[_outcome(r) for r in self._buffer], flow_run_id=self.flow_run_id)
         self._buffer.clear()
+        pause_at("rendering")
 
 
 def begin_batch(db: ShotDB, flow_run_id: str, flow_name: str, shotlist: str | None) -> None:
-    """Open the batch row of this flow run."""
+    """Open the batch row of this flow run, owned by this process."""
     with transaction(db) as s:
-        shot_db.begin_batch(session=s, flow_run_id=flow_run_id, flow_name=flow_name, shot_list_path=shotlist)
+        shot_db.begin_batch(session=s, flow_run_id=flow_run_id, flow_name=flow_name, shot_list_path=shotlist,
+                            owner=this_process().token)
+
+
+def settle_dead_runs(db: ShotDB) -> shot_db.Settled:
+    """Settle what runs that died on this host left in the shot DB (shot_db/_reconcile.py): a placing
+    version whose folder is in place is published, one whose folder is not is taken back; their batches
+    and running renders are failed."""
+    with transaction(db) as s:
+        return shot_db.settle_dead_runs(session=s, is_dead=is_dead, in_place=lambda sidecar: Path(sidecar).is_file())
 
 
 def finish_batch(db: ShotDB, flow_run_id: str, rendered: int, reused: int, failed: int, ok: bool) -> None:

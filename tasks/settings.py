@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(2, ge=1, description="pairs queued on each worker at once")
     max_attempts: int = Field(3, ge=1, description="tries per pair before its shot fails")
     pair_timeout_s: float = Field(900.0, gt=0, description="a pair running longer is retried elsewhere")
+    db_retry_s: float = Field(
+        60.0, ge=0, description="how long a shot DB transaction waits for a database that is restarting or locked"
+    )
     device: str = Field("cpu", description="torch device for the backends: cpu, cuda, cuda:1")
     model_cache: Path | None = Field(None, description="downloaded weights; default ~/.cache/toonfarm/models")
     toon_checkpoint: Path | None = Field(None, description="ToonCrafter model.ckpt or .safetensors")

@@ -21,14 +21,16 @@ from prefect.futures import PrefectFuture
 from cluster import PairResult
 from shot_db import ShotDB
 from tasks.detect import ShotPlan, detect_shot
-from tasks.publish import ShotOutcome, publish_shot
+from tasks.publish import ShotOutcome, publish_shot, sweep_staging
 from tasks.qa import QALog
-from tasks.record import ResultRecorder, finished_renders, record_plans
+from tasks.record import ResultRecorder, finished_renders, record_plans, settle_dead_runs
 from tasks.render import ShotRenders, ShotWork, plan_work, render_shots
 from tasks.report import BatchReport, report_markdown, report_rows
 from tasks.settings import Limits, Settings
 from tasks.shotlist import Shot, load_shotlist
+from tasks.testhook import pause_at
 from tooncrafter_model.errors import is_transient
+from tooncrafter_model.store import shot_folder
 
 progress = logging.getLogger("toonfarm.progress")
 
@@ -53,11 +55,26 @@ def detect(shot: Shot, store: Path) -> ShotPlan:
     return plan
 
 
+@task(name="recover", cache_policy=NO_CACHE)
+def recover(db: ShotDB, shots: list[Shot], settings: Settings) -> None:
+    """Settle what runs killed on this host left behind (ARCHITECTURE.md, "Publishing"): their placing
+    versions, running rows, and the staging folders in these shots' folders. A live run's are left alone."""
+    settled = settle_dead_runs(db)
+    folders = {shot_folder(s.output or settings.output_root, s.show, s.sequence, s.code) for s in shots}
+    removed = sweep_staging(sorted(folders))
+    if settled or removed:
+        get_run_logger().warning(
+            "settled dead runs: published %s, took back %s, failed %d batches and %d renders, removed %d staging folders",
+            list(settled.published), list(settled.dropped), settled.batches, settled.renders, len(removed),
+        )
+
+
 @task(name="plan-renders", cache_policy=NO_CACHE)
 def plan_renders(plans: list[ShotPlan], settings: Settings, db: ShotDB, flow_run_id: str | None) -> list[ShotWork]:
     """Render keys for every pair; finished keys are reused; the rest are claimed in the shot DB."""
     works = plan_work(plans, settings, lambda keys: finished_renders(db, keys))
     record_plans(db, works, flow_run_id)
+    pause_at("planned")
     return works
 
 

@@ -8,6 +8,7 @@ One output root, a folder every node mounts at the same path (ARCHITECTURE.md, "
     <root>/store/scans/<digest>.json                       remembered video scans
     <root>/store/qa/<key[:2]>/<render key>.<frame>.jpg     a flagged pair's frame strip (the dashboard's)
     <root>/<show>/<sequence>/<shot>/v001/png/<shot>.0001.png, <shot>_v001.mp4 (.mov...), provenance.json
+    <root>/<show>/<sequence>/<shot>/.staging-<owner>-<random>/  a version being assembled
     <root>/toonfarm.sqlite                                 the default shot DB
 
 Tasks (detect, plan, publish) and the Ray workers (cluster) both read and write it, so it lives in the
@@ -20,6 +21,7 @@ import hashlib
 import json
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,6 +100,34 @@ def version_name(number: int) -> str:
 
 def version_folder(shot: Path, number: int) -> Path:
     return shot / version_name(number)
+
+
+def version_numbers(shot: Path) -> list[int]:
+    """The numbers of the version folders in a shot's folder, lowest first."""
+    try:
+        names = os.listdir(shot)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(int(n[1:]) for n in names if len(n) >= 4 and n[0] == "v" and n[1:].isdigit())
+
+
+STAGING = ".staging-"  # a version being assembled: `.staging-<owner>-<random>` beside its version folders
+
+
+def version_staging(shot: Path, owner: str) -> Path:
+    """A new staging folder's path for a version assembled by `owner` (a process, tasks/owner.py)."""
+    return shot / f"{STAGING}{owner}-{uuid.uuid4().hex[:8]}"
+
+
+def staging_folders(shot: Path) -> list[tuple[Path, str]]:
+    """The staging folders in a shot's folder, each with the owner its name carries: a version's, and
+    the assembler's own inside-out copy of it (`..staging-<owner>-<random>.staging-<random>`)."""
+    try:
+        names = os.listdir(shot)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = [n for n in sorted(names) if n.startswith((STAGING, "." + STAGING))]
+    return [(shot / n, n.lstrip(".")[len(STAGING) - 1 :].split(".", 1)[0].rpartition("-")[0]) for n in found]
 
 
 def version_file(code: str, number: int, suffix: str) -> str:
