@@ -24,6 +24,7 @@ from flows.cli.options import (
     serverless,
 )
 from flows.cli.progress import progress_bars
+from flows.cli.reaper import start_reaper
 from tasks.settings import Settings
 from tasks.shotlist import load_shotlist
 from tooncrafter_model.store import version_name
@@ -38,6 +39,7 @@ def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> i
         shotlist, allow_outside_root=settings.allow_outside_root, defaults=settings.shot_defaults,
         limits=settings.limits,
     )
+    start_reaper()  # whatever this run starts ends with it, even when it is killed
     runtime_defaults(verbose=verbose)
     from flows.render_batch import render_batch  # imports Prefect, after its settings are chosen
 
