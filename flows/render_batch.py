@@ -14,7 +14,7 @@ from tasks.report import BatchReport
 from tasks.settings import Settings
 from tasks.shotlist import Shot
 from tasks.steps import collect, detect, load_shots, plan_renders, publish, recover, render, report
-from tooncrafter_model.errors import UserError
+from tooncrafter_model.errors import ToonfarmError, one_line
 
 
 def _planned(shots: list[Shot], futures: PrefectFutureList[ShotPlan]) -> tuple[list[ShotPlan], list[tuple[str, str]]]:
@@ -23,8 +23,8 @@ def _planned(shots: list[Shot], futures: PrefectFutureList[ShotPlan]) -> tuple[l
     for shot, future in zip(shots, futures, strict=True):
         try:
             plans.append(future.result())
-        except UserError as exc:  # bad media: this shot fails, the others go on
-            unplanned.append((shot.id, str(exc)))
+        except Exception as exc:  # bad media, or anything else one shot raises: it fails, the others go on
+            unplanned.append((shot.id, one_line(exc) if isinstance(exc, ToonfarmError) else f"{shot.id}: {one_line(exc)}"))
     return plans, unplanned
 
 
@@ -40,9 +40,9 @@ def render_batch(shotlist: str, settings: Settings | None = None, shots: list[st
     with record.open_db(settings.db_url, migrate=True, retry_s=settings.db_retry_s) as db:
         recover(db, selected, settings)
         record.begin_batch(db, run_id or "local", "render-batch", shotlist)
-        works = plan_renders(plans, settings, db, run_id)
+        works, unrecorded = plan_renders(plans, settings, db, run_id)
         published = [(done, publish.submit(db, done, settings, run_id)) for done in render(works, settings, db, run_id)]
         outcomes = collect(published)
-        batch = BatchReport(tuple(outcomes), tuple(unplanned), run_id, time.monotonic() - started)
+        batch = BatchReport(tuple(outcomes), tuple(unplanned + unrecorded), run_id, time.monotonic() - started)
         record.finish_batch(db, run_id or "local", batch.rendered, batch.reused, batch.failed, batch.ok)
     return report(batch)

@@ -15,6 +15,7 @@ Repository functions: keyword-only, `session` first, never commit. The caller ow
     upsert_shot, upsert_keyframe(s)                    idempotent
     resolve_shot                                       "show/sequence/code" or a unique bare code
     find_finished_render, claim_render(s), record_outcome(s)   a render's one state machine
+    check_claims                                       what a claim would refuse, checked without the DB
     latest_version, create_version                     numbered per shot, safe under concurrency
     publish_version, drop_version, settle_dead_runs    placing -> published, or taken back (crash safety)
     finished_quality, record_decisions                 the QA policy's view of renders, and its decisions
@@ -28,7 +29,7 @@ caller's bug), ShotDBUsageError (what a user asked cannot be answered), ShotDBUn
 from sqlalchemy.orm import Session
 
 from shot_db._batches import begin_batch, count_batch, finish_batch
-from shot_db._bulk import claim_renders, record_outcome, record_outcomes, upsert_keyframes
+from shot_db._bulk import check_claims, claim_renders, record_outcome, record_outcomes, upsert_keyframes
 from shot_db._catalog import resolve_shot, upsert_keyframe, upsert_shot
 from shot_db._engine import default_url, make_engine, make_sessionmaker
 from shot_db._errors import ShotDBError, ShotDBUnavailable, ShotDBUsageError
@@ -48,6 +49,7 @@ __all__ = [
     "ShotDBUnavailable",
     "ShotDBUsageError",
     "begin_batch",
+    "check_claims",
     "claim_render",
     "claim_renders",
     "count_batch",

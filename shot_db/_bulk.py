@@ -67,8 +67,9 @@ def upsert_keyframes(*, session: Session, keyframes: Sequence[KeyframeRecord]) -
     session.flush()
 
 
-def claim_renders(*, session: Session, claims: Sequence[RenderClaim], flow_run_id: str | None = None) -> dict[str, Render]:
-    """`claim_render` for every claim (by render key; a key claimed twice counts once)."""
+def check_claims(claims: Sequence[RenderClaim]) -> dict[str, tuple[dict[str, Any], RenderClaim]]:
+    """The claims' column values by render key, or ShotDBError naming the first field the shot DB cannot
+    hold (a seed beyond 64 bits, times outside (0, 1)...); reads and writes nothing."""
     values: dict[str, tuple[dict[str, Any], RenderClaim]] = {}
     for c in claims:
         if not (isinstance(c.frame_a, int) and isinstance(c.frame_b, int) and 0 <= c.frame_a < c.frame_b):
@@ -76,6 +77,12 @@ def claim_renders(*, session: Session, claims: Sequence[RenderClaim], flow_run_i
                 f"render {c.spec.render_key[:12]} frames: need 0 <= frame_a < frame_b, got {c.frame_a}, {c.frame_b}"
             )
         values.setdefault(c.spec.render_key, (spec_values(c.spec), c))
+    return values
+
+
+def claim_renders(*, session: Session, claims: Sequence[RenderClaim], flow_run_id: str | None = None) -> dict[str, Render]:
+    """`claim_render` for every claim (by render key; a key claimed twice counts once)."""
+    values = check_claims(claims)
     hashes = sorted({v[f] for v, _ in values.values() for f in ("keyframe_a_hash", "keyframe_b_hash")})
     known = {h for part in chunks(hashes) for h in session.scalars(select(Keyframe.pixel_hash).where(Keyframe.pixel_hash.in_(part)))}
     for key, (v, _) in values.items():

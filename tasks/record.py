@@ -18,7 +18,7 @@ from shot_db.models import BatchStatus
 from shot_db.records import AttemptRecord, KeyframeRecord, RenderClaim, RenderOutcome, RenderSpec
 from tasks.owner import is_dead, this_process
 from tasks.testhook import pause_at
-from tooncrafter_model.errors import TransientError, UserError
+from tooncrafter_model.errors import TransientError, UserError, one_line
 
 if TYPE_CHECKING:  # the CLI's history commands use this module without starting the farm's imports (Ray)
     from cluster import PairResult
@@ -70,14 +70,30 @@ def finished_renders(db: ShotDB, keys: list[str]) -> dict[str, Mapping[str, Any]
         return shot_db.finished_quality(session=s, keys=keys)
 
 
-def record_plans(db: ShotDB, works: list[ShotWork], flow_run_id: str | None) -> None:
-    """Record the shots, their keyframes, and claim a render row for every pair about to be rendered."""
+def record_plans(db: ShotDB, works: list[ShotWork], flow_run_id: str | None) -> list[tuple[str, str]]:
+    """Record the shots, their keyframes, and claim a render row for every pair about to be rendered.
+    A shot the shot DB refuses (a seed beyond 64 bits, a code too long for its column) is left out and
+    returned with its one-line error, (shot id, error); the others are recorded."""
+    failed = []
     with transaction(db) as s:
         shot_db.upsert_keyframes(session=s, keyframes=[
             KeyframeRecord(k.pixel_hash, w.plan.width, w.plan.height, str(k.path)) for w in works for k in w.plan.keyframes
         ])
-        claims = [c for w in works for c in _claims(s, w, [p for p in w.pairs if p.job is not None])]
+        claims = []
+        for w in works:
+            try:
+                with s.begin_nested():
+                    mine = _claims(s, w, [p for p in w.pairs if p.job is not None])
+                    shot_db.check_claims(mine)
+            except shot_db.ShotDBUnavailable:
+                raise  # the database, not this shot
+            except Exception as exc:  # whatever one shot raises fails that shot only
+                failed.append((w.shot_id, f"{w.shot_id}: {one_line(exc)}"))
+                continue
+            claims += mine
+        # One call for every shot: claims lock rows in key order over the whole batch (shot_db/_bulk.py).
         shot_db.claim_renders(session=s, claims=claims, flow_run_id=flow_run_id)
+    return failed
 
 
 def claim_pairs(db: ShotDB, work: ShotWork, pairs: list[PairWork], flow_run_id: str | None) -> None:

@@ -16,12 +16,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from cluster import ActorPool, PairJob, PairResult, PoolConfig, WorkerConfig, connect, on_this_machine
+from cluster import ActorPool, PairJob, PairResult, PoolConfig, PoolStartError, WorkerConfig, connect, on_this_machine
 from tasks.detect import ShotPlan
 from tasks.provenance import render_key
 from tasks.qa import Decision, PairQA, QAPolicy, Retake, Tried, next_step, pair_qa
 from tasks.settings import Settings
 from tooncrafter_model.backend import BackendIdentity, backend_spec, identify
+from tooncrafter_model.errors import one_line
 from tooncrafter_model.quality import judge
 from tooncrafter_model.store import complete_frames
 
@@ -172,16 +173,23 @@ class _Tries:
         return PairWork(index, key, out_dir, job, pair.inbetweens, identity, seed, dict(params), hashes)
 
 
-def plan_work(plans: Iterable[ShotPlan], settings: Settings, finished: Finished) -> list[ShotWork]:
+def plan_work(
+    plans: Iterable[ShotPlan], settings: Settings, finished: Finished
+) -> tuple[list[ShotWork], list[tuple[str, str]]]:
     """Compute every pair's render key and job. A pair whose render is finished (in the shot DB, its frames
     on disk) is reused, or, when the shot's QA policy would try it again, replayed: its next try is looked
-    up in turn (one `finished` call per round of tries), and only a try that is not finished is rendered."""
+    up in turn (one `finished` call per round of tries), and only a try that is not finished is rendered.
+    A shot that cannot be planned (its backend cannot say what it is: a checkpoint missing) is returned
+    with its one-line error, (shot id, error), and the others go on."""
     tries = _Tries(settings)
-    works = []
+    works, failed = [], []
     for plan in plans:
-        policy = QAPolicy.of(plan.shot, settings)
-        pairs = tuple(tries.first(plan, i, policy) for i, p in enumerate(plan.pairs) if p.inbetweens)
-        works.append(ShotWork(plan, tries.identity(plan.shot.backend), pairs, policy))
+        try:
+            policy = QAPolicy.of(plan.shot, settings)
+            pairs = tuple(tries.first(plan, i, policy) for i, p in enumerate(plan.pairs) if p.inbetweens)
+            works.append(ShotWork(plan, tries.identity(plan.shot.backend), pairs, policy))
+        except Exception as exc:  # whatever one shot raises fails that shot only
+            failed.append((plan.shot.id, f"{plan.shot.id}: {one_line(exc)}"))
     current = {(w, i): p for w, work in enumerate(works) for i, p in enumerate(work.pairs)}
     open_ = list(current)
     while open_:
@@ -194,7 +202,7 @@ def plan_work(plans: Iterable[ShotPlan], settings: Settings, finished: Finished)
                 current[c] = tries.finished(works[c[0]], take, stored, found[take.render_key])
                 moved += [c] if current[c].job is not None else []
         open_ = moved
-    return [replace(work, pairs=tuple(current[(w, i)] for i in range(len(work.pairs)))) for w, work in enumerate(works)]
+    return [replace(work, pairs=tuple(current[(w, i)] for i in range(len(work.pairs)))) for w, work in enumerate(works)], failed
 
 
 def pool_configs(settings: Settings, backend: str) -> tuple[PoolConfig, WorkerConfig]:
@@ -305,7 +313,16 @@ def render_shots(
         while queued:  # one pool per backend at a time; a fallback's pool comes after the pools it falls back from
             backend, by_key = queued.popitem()
             pool_cfg, worker_cfg = pool_configs(settings, backend)
-            with ActorPool(pool_cfg, worker_cfg) as pool:
+            pool = ActorPool(pool_cfg, worker_cfg)
+            try:
+                pool.start()
+            except PoolStartError as exc:  # this backend's pairs fail with the reason; other backends go on
+                for job in by_key.values():
+                    result = PairResult(job, ok=False, error=str(exc))
+                    on_result(result)
+                    yield from on_pair(result, backend, pool)
+                continue
+            with pool:
                 for result in pool.run(by_key.values()):
                     on_result(result)
                     yield from on_pair(result, backend, pool)

@@ -29,7 +29,7 @@ from tasks.report import BatchReport, report_markdown, report_rows
 from tasks.settings import Limits, Settings
 from tasks.shotlist import Shot, load_shotlist
 from tasks.testhook import pause_at
-from tooncrafter_model.errors import is_transient
+from tooncrafter_model.errors import is_transient, one_line
 from tooncrafter_model.store import shot_folder
 
 progress = logging.getLogger("toonfarm.progress")
@@ -70,12 +70,16 @@ def recover(db: ShotDB, shots: list[Shot], settings: Settings) -> None:
 
 
 @task(name="plan-renders", cache_policy=NO_CACHE)
-def plan_renders(plans: list[ShotPlan], settings: Settings, db: ShotDB, flow_run_id: str | None) -> list[ShotWork]:
-    """Render keys for every pair; finished keys are reused; the rest are claimed in the shot DB."""
-    works = plan_work(plans, settings, lambda keys: finished_renders(db, keys))
-    record_plans(db, works, flow_run_id)
+def plan_renders(
+    plans: list[ShotPlan], settings: Settings, db: ShotDB, flow_run_id: str | None
+) -> tuple[list[ShotWork], list[tuple[str, str]]]:
+    """Render keys for every pair; finished keys are reused; the rest are claimed in the shot DB. Shots
+    that cannot be planned or recorded come back apart, (shot id, error), and the others go on."""
+    works, failed = plan_work(plans, settings, lambda keys: finished_renders(db, keys))
+    refused = record_plans(db, works, flow_run_id)
     pause_at("planned")
-    return works
+    out = {shot for shot, _ in refused}
+    return [w for w in works if w.shot_id not in out], failed + refused
 
 
 def _transient(task: Task[..., object], run: TaskRun, state: State[object]) -> bool:
@@ -130,5 +134,5 @@ def collect(published: list[tuple[ShotRenders, PrefectFuture[ShotOutcome]]]) -> 
         except Exception as exc:  # one shot's bad LUT or media must not lose the others' results
             shot_id = done.work.shot_id
             outcomes.append(ShotOutcome(shot_id, "failed", rendered=done.rendered, reused=done.reused,
-                                        failed=done.failed, errors=(f"{shot_id}: {exc}",)))
+                                        failed=done.failed, errors=(f"{shot_id}: {one_line(exc)}",)))
     return outcomes

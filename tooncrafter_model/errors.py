@@ -29,3 +29,11 @@ class TransientError(ToonfarmError):
 def is_transient(exc: object) -> bool:
     """Whether another try may succeed: the error's type says so, nothing else does."""
     return isinstance(exc, TransientError)
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line: a ToonfarmError's own first line; anything else named as unexpected (a bug
+    that stopped one shot, not the batch: ARCHITECTURE.md, "Errors")."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    return text if isinstance(exc, ToonfarmError) else f"unexpected {type(exc).__name__}: {text}"
