@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from tasks.settings import Settings
-from tooncrafter_model.errors import TransientError, UserError
+from tooncrafter_model.errors import ToonfarmError, TransientError, UserError
 
 ShotListArg = Annotated[
     Path, typer.Argument(help="Shot list: a .yaml or .csv file, or an editorial cut (.otio, .edl).", show_default=False)
@@ -89,6 +90,16 @@ def runtime_defaults(*, verbose: bool = False) -> None:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("RAY_LOG_TO_DRIVER", "0")
         os.environ.setdefault("RAY_LOGGER_LEVEL", "error")
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).addFilter(_explained)
+
+
+def _explained(record: logging.LogRecord) -> bool:
+    """Prefect logs a failed flow or task run with its traceback. An error toonfarm explains keeps its one
+    line there (the CLI prints it too); the traceback is noise (TOONFARM_DEBUG=1 or --verbose shows it)."""
+    if record.exc_info and isinstance(record.exc_info[1], ToonfarmError) and not os.environ.get("TOONFARM_DEBUG"):
+        record.exc_info, record.exc_text = None, None
+    return True
 
 
 class PrefectUnavailable(TransientError):
