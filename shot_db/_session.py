@@ -111,6 +111,8 @@ def unavailable_as_error(url: str) -> Iterator[None]:
         reason = lines[0] if lines else type(cause).__name__
         if reason.startswith("no such "):
             raise
+        if reason == "unable to open database file":  # SQLite: its folder is missing or not writable
+            raise ShotDBUsageError(f"shot DB at {url}: cannot open the file (does its folder exist, writable?)") from None
         raise ShotDBUnavailable(f"shot DB at {url}: unavailable ({reason})") from exc
     except DBAPIError as exc:
         if not exc.connection_invalidated:

@@ -25,8 +25,10 @@ from flows.cli.options import (
 )
 from flows.cli.progress import progress_bars
 from flows.cli.reaper import start_reaper
+from tasks.record import open_db
 from tasks.settings import Settings
 from tasks.shotlist import load_shotlist
+from tooncrafter_model.errors import UserError
 from tooncrafter_model.store import version_name
 
 app = typer.Typer()
@@ -39,6 +41,11 @@ def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> i
         shotlist, allow_outside_root=settings.allow_outside_root, defaults=settings.shot_defaults,
         limits=settings.limits,
     )
+    try:
+        settings.output_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"output root {settings.output_root}: cannot create it ({exc.strerror})") from None
+    open_db(settings.db_url, migrate=True).close()  # a shot DB that is not there: one line, before anything starts
     start_reaper()  # whatever this run starts ends with it, even when it is killed
     runtime_defaults(verbose=verbose)
     from flows.render_batch import render_batch  # imports Prefect, after its settings are chosen
