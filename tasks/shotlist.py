@@ -213,7 +213,8 @@ Backend = Annotated[str, BeforeValidator(_backend)]
 FrameIndex = Annotated[int, Field(ge=0), AfterValidator(_frame)]
 Inbetweens = Annotated[int | None, Field(ge=0), AfterValidator(_inbetweens)]
 Background = Annotated[tuple[int, int, int], BeforeValidator(_colour)]
-Seed = Annotated[int, Field(ge=-(1 << 63), lt=1 << 64)]  # what a torch or numpy generator takes
+# The shot DB keeps a seed in a signed 64-bit column, and numpy's generators refuse negative seeds.
+Seed = Annotated[int, Field(ge=0, le=(1 << 63) - 1)]
 Deliver = Annotated[tuple[DeliverSpec, ...], BeforeValidator(_deliver)]
 
 # An image-sequence pattern: "sh010.####.png" (one '#' per digit) or printf's "sh010.%04d.png".
