@@ -200,7 +200,10 @@ def _path(value: Path, info: ValidationInfo) -> Path:
     root: Path | None = context.get("root")
     if root is None:
         return value
-    resolved = (root / value).resolve()
+    try:
+        resolved = (root / value).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
+        raise _bad(f"cannot resolve the path: {exc}") from None
     if not context.get("allow_outside_root") and not resolved.is_relative_to(root):
         raise _bad(f"leaves the shot list's folder {root}; allow_outside_root=True (--allow-outside-root) permits it")
     return resolved
