@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from cluster import connect
 from flows.cli import app
 
 from .corpus.cases import CASES, Case, keyframe
@@ -117,10 +120,14 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Batch]:
     shotlist.write_text(yaml.safe_dump({"defaults": {"fps": 24, "backend": "crossfade"}, "shots": shots}, sort_keys=False))
     out = folder / "out"
     before = os.umask(0o077)
+    ray_dir = tempfile.mkdtemp(prefix="tfc-", dir="/tmp")
     try:
-        result = runner.invoke(app, ["render", str(shotlist), "-o", str(out)], env={"TOONFARM_UMASK": "027"})
+        # Ray started here, before the farm's umask is set, as on a node that runs a cluster's workers.
+        with connect(num_cpus=2, temp_dir=ray_dir):
+            result = runner.invoke(app, ["render", str(shotlist), "-o", str(out)], env={"TOONFARM_UMASK": "027"})
     finally:
         os.umask(before)
+        shutil.rmtree(ray_dir, ignore_errors=True)
     errors = [line.removeprefix("error: ") for line in result.stderr.splitlines() if line.startswith("error: ")]
     yield Batch(folder, shotlist, out, result.exit_code, result.stdout, errors, index)
 
