@@ -33,6 +33,7 @@ def render_batch(shotlist: str, settings: Settings | None = None, shots: list[st
     """Plan every shot of the list (or only `shots`, by id or code), render all their pairs as one queue
     on the farm, and publish each shot as a new version the moment its own pairs are done."""
     settings = settings or Settings()
+    settings.share_files()
     run_id = str(flow_run.id) if flow_run.id else None
     started = time.monotonic()
     selected = load_shots(shotlist, settings.allow_outside_root, shots, settings.shot_defaults, settings.limits)
