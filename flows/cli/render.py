@@ -41,6 +41,7 @@ def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> i
         shotlist, allow_outside_root=settings.allow_outside_root, defaults=settings.shot_defaults,
         limits=settings.limits,
     )
+    settings.share_files()
     try:
         settings.output_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
