@@ -157,7 +157,9 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
         try:
             for o in outputs.outputs:
                 _name_by_version(o, staging, shot.code, version)
-            record = _provenance(done, sources, outputs, files, final, version, akey, lut_sha, flow_run_id, deliver, made_by)
+            record = _provenance(
+                done, sources, outputs, named(version).outputs, final, version, akey, lut_sha, flow_run_id, deliver, made_by
+            )
             write_json(staging / SIDECAR, {**record, "colour": colour_record})
             os.rename(staging, final)
         except BaseException:

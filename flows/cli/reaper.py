@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+_ROOT = str(Path(__file__).resolve().parents[2])  # where `flows` imports from
 _SCAN_S = 0.5
 _GRACE_S = 5.0
 
@@ -31,7 +32,8 @@ def start_reaper() -> None:
     read, write = os.pipe()  # both close-on-exec: only this process holds `write`
     subprocess.Popen(
         [sys.executable, "-m", "flows.cli.reaper", str(os.getpid())], stdin=read, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=_ROOT,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": _ROOT},  # none of the run's settings: it is not the run's
     )
     os.close(read)
     _keep.append(write)  # never written, never closed: it closes when this process ends
