@@ -7,6 +7,7 @@ run would), and the last one finishes. Two shots of three pairs; the crossfade b
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -52,5 +53,6 @@ def test_a_driver_killed_at_each_point_is_settled_by_the_next_run(tmp_path: Path
     assert all(after.attempts[key] == seen[-1].attempts[key] for key in seen[-1].finished)
     # The version placed before the last kill is published by this run, which has nothing to add to it.
     assert rerun.stdout.count("(unchanged)") == 1 and rerun.stdout.count("(new-version)") == 1, rerun.stdout
-    assert f"reused {len(seen[-1].finished)}," in rerun.stdout  # what it found finished, it reused
+    reused = re.search(r"reused (\d+),", rerun.stdout)
+    assert reused and int(reused[1]) >= len(seen[-1].finished), rerun.stdout  # what it found finished, it reused
     assert farm.wait_no_processes() == []

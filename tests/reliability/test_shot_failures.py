@@ -1,5 +1,5 @@
 """Whatever one shot raises (its backend cannot be identified, its workers cannot start, the shot DB
-refuses its values) fails that shot with one line; the batch renders and publishes the others, reports,
+refuses a value its columns cannot hold) fails that shot with one line; the batch renders and publishes the others, reports,
 and leaves no row running."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from tests.flows.conftest import make_shots, settings_for
 
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
+LONG = "sh" + "0" * 128
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -43,14 +44,14 @@ def test_each_shot_that_raises_fails_alone_with_one_line(tmp_path: Path) -> None
         {
             "good": {"timing": [2] * 3},
             "nockpt": {"timing": [2] * 3, "shot": {"backend": "toon"}},  # no checkpoint: cannot be identified
-            "bigseed": {"timing": [2] * 3, "shot": {"render": {"seed": 2**63}}},  # a shot list takes it; the DB holds signed 64 bits
+            LONG: {"timing": [2] * 3},  # the shot list's limit allows it here; the shot DB's column does not
             "badckpt": {"timing": [2] * 3, "shot": {"backend": "toon"}},  # workers cannot load it
         },
         backend="crossfade",
     )
     bogus.parent.mkdir(parents=True, exist_ok=True)
     bogus.write_bytes(b"not a checkpoint")
-    settings = settings_for(tmp_path, actors=1)
+    settings = settings_for(tmp_path, actors=1, limits={"max_name_length": 200})
     batch_nockpt = render_batch(str(shots.path), settings)
     settings_ckpt = settings.model_copy(update={"toon_checkpoint": bogus})  # a file that is no model
     batch = render_batch(str(shots.path), settings_ckpt)
@@ -60,14 +61,14 @@ def test_each_shot_that_raises_fails_alone_with_one_line(tmp_path: Path) -> None
         assert {o.shot_id: o.status for o in b.outcomes}["test/sq010/good"] in ("new-version", "unchanged")
         assert all("\n" not in e for e in b.errors)
     failed = dict(batch_nockpt.unplanned)
-    assert set(failed) == {"test/sq010/nockpt", "test/sq010/bigseed", "test/sq010/badckpt"}
+    assert set(failed) == {"test/sq010/nockpt", f"test/sq010/{LONG}", "test/sq010/badckpt"}
     assert "checkpoint" in failed["test/sq010/nockpt"]
-    assert "seed" in failed["test/sq010/bigseed"] and "64-bit" in failed["test/sq010/bigseed"]
+    assert "code" in failed[f"test/sq010/{LONG}"] and "at most 128 characters" in failed[f"test/sq010/{LONG}"]
 
     status = {o.shot_id: o.status for o in batch.outcomes}
     assert status["test/sq010/badckpt"] == "failed"
     assert any(e.startswith("test/sq010/badckpt pair") and "failed to start" in e for e in batch.errors), batch.errors
-    assert dict(batch.unplanned).keys() == {"test/sq010/bigseed"}
+    assert dict(batch.unplanned).keys() == {f"test/sq010/{LONG}"}
     with ShotDB.open(settings.db_url) as db, db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Render).where(Render.status == RenderStatus.running)) == 0
         assert s.scalar(select(func.count()).select_from(BatchRun).where(BatchRun.status == BatchStatus.running)) == 0
