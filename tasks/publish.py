@@ -19,6 +19,7 @@ from shot_db import ShotDB
 from shot_db.models import ShotVersion
 from shot_db.records import OutputFile, OutputFrame, VersionOutputs, VersionPair
 from tasks.assemble import ShotOutputs, assemble_shot, parse_fps
+from tasks.contact import SHEET_NAME, THUMB_NAME, SheetFrame, write_previews
 from tasks.colour import Stylize, lut_hash, stylize_identity
 from tasks.deliver import assembly_output, build, deliverable_class, video_of
 from tasks.detect import InbetweenSlot, frame_layout
@@ -27,7 +28,15 @@ from tasks.qa import PairQA
 from tasks.record import transaction
 from tasks.render import ShotRenders
 from tasks.settings import Settings
-from tooncrafter_model.store import SIDECAR, shot_folder, version_file, version_folder, write_json
+from tooncrafter_model.store import (
+    SIDECAR,
+    previews_folder,
+    shot_folder,
+    version_file,
+    version_folder,
+    version_name,
+    write_json,
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,9 @@ class ShotOutcome:
     sidecar: str | None = None
     outputs: tuple[OutputFile, ...] = ()  # every deliverable of the version
     qa: tuple[PairQA, ...] = ()  # pairs the quality policy decided (tasks/qa.py), for the dashboard
+    worker_seconds: float = 0.0  # the render time this batch spent on the shot's pairs, every attempt
+    sheet: str | None = None  # the version's contact sheet and thumbnail (tasks/contact.py), when written
+    thumbnail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +105,9 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
         row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
         latest = shot_db.latest_version(session=s, shot=row)
         if latest is not None and latest.assembly_key == akey:
-            return _outcome(done, "unchanged", version=latest.number, outputs=_files(latest), frames=latest.frame_count)
+            return _outcome(done, "unchanged", version=latest.number, outputs=_files(latest), frames=latest.frame_count,
+                            folder=version_folder(shot_folder(shot.output or settings.output_root, shot.show,
+                                                              shot.sequence, shot.code), latest.number))
         made_by: dict[str, dict[str, Any]] = {}
         for p in done.work.pairs:
             r = shot_db.find_finished_render(session=s, render_key=p.render_key)
@@ -114,6 +128,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
         record = _provenance(done, sources, outputs, files, final, number, akey, lut_sha, flow_run_id, deliver, made_by)
         record["colour"] = colour_record
         write_json(staging / SIDECAR, record)
+        _write_previews(outputs, sources, staging, f"{shot.code} {version_name(number)}")
         os.rename(staging, final)
         placed.append(final)
         frame_files = outputs.frame_files or (None,) * outputs.frame_count
@@ -130,6 +145,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
                 session=s, shot=row, assembly_key=akey,
                 renders=[VersionPair(p.render_key, plan.pairs[p.index].a, plan.pairs[p.index].b) for p in done.work.pairs],
                 keyframes={k.frame: k.pixel_hash for k in plan.keyframes}, outputs=place, fps=float(fps),
+                origins={k.frame: k.origin for k in plan.keyframes if k.origin},
                 settings={"lut": str(shot.lut) if shot.lut else None, "lut_sha256": lut_sha, "deliver": deliver,
                           "colour": colour_record},
                 flow_run_id=flow_run_id,
@@ -144,7 +160,8 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     status: Literal["new-version", "unchanged"] = "new-version" if created else "unchanged"
-    return _outcome(done, status, version=version, outputs=files, frames=outputs.frame_count, sidecar=sidecar)
+    return _outcome(done, status, version=version, outputs=files, frames=outputs.frame_count, sidecar=sidecar,
+                    folder=Path(sidecar).parent)
 
 
 def _files(version: ShotVersion) -> tuple[OutputFile, ...]:
@@ -169,9 +186,25 @@ def _outcome(
     frames: int = 0,
     errors: tuple[str, ...] = (),
     sidecar: str | None = None,
+    folder: Path | None = None,
 ) -> ShotOutcome:
+    pictures = previews_folder(folder) if folder else None
+    sheet, thumb = ((pictures / name) if pictures else None for name in (SHEET_NAME, THUMB_NAME))
     return ShotOutcome(done.work.shot_id, status, version, video_of(outputs), frames, done.rendered, done.reused,
-                       done.failed, errors, sidecar, outputs, done.qa)  # fmt: skip
+                       done.failed, errors, sidecar, outputs, done.qa, done.worker_seconds,
+                       str(sheet) if sheet and sheet.is_file() else None,
+                       str(thumb) if thumb and thumb.is_file() else None)  # fmt: skip
+
+
+def _write_previews(outputs: ShotOutputs, sources: list[_Source], folder: Path, title: str) -> None:
+    """The version's contact sheet and thumbnail (tasks/contact.py), from its assembled PNGs (else its
+    sources, before colour). A picture for the dashboard: a disk that refuses it leaves the version whole."""
+    paths = outputs.frame_files or tuple(Path(s.path) for s in sources)
+    frames = [SheetFrame(Path(p), i, s.render_key is not None) for i, (p, s) in enumerate(zip(paths, sources, strict=True), 1)]
+    try:
+        write_previews(frames, previews_folder(folder), title=title)
+    except (OSError, ValueError):
+        shutil.rmtree(previews_folder(folder), ignore_errors=True)
 
 
 def _provenance(

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from tasks.publish import ShotOutcome
 from tasks.qa import qa_markdown
-from tooncrafter_model.store import version_name
 
 
 @dataclass(frozen=True)
@@ -18,6 +17,7 @@ class BatchReport:
     flow_run_id: str | None = None
     seconds: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
+    gpus: float = 0.0  # GPUs each worker held: its worker-seconds are GPU-seconds times this
 
     @property
     def rendered(self) -> int:
@@ -41,39 +41,53 @@ class BatchReport:
         return [e for _, e in self.unplanned] + [e for o in self.outcomes for e in o.errors]
 
     @property
+    def failures(self) -> list[tuple[str, str]]:
+        """(shot id, why) for every failed shot, one line each: the first error its shot met."""
+        failed = [(o.shot_id, o.errors[0] if o.errors else "failed") for o in self.outcomes if o.status == "failed"]
+        return [(s, _one_line(e, s)) for s, e in [*self.unplanned, *failed]]
+
+    @property
+    def worker_seconds(self) -> float:
+        return sum(o.worker_seconds for o in self.outcomes)
+
+    @property
     def summary(self) -> str:
+        """The pair counts: `rendered N pairs, reused M, failed K`."""
         return f"rendered {self.rendered} pairs, reused {self.reused}, failed {self.failed}"
 
+    @property
+    def shot_counts(self) -> str:
+        new = sum(o.status == "new-version" for o in self.outcomes)
+        unchanged = sum(o.status == "unchanged" for o in self.outcomes)
+        return f"{new} shots new, {unchanged} unchanged, {len(self.failures)} failed"
 
-def report_rows(batch: BatchReport) -> list[dict[str, object]]:
-    """One row per shot, for a Prefect table artifact."""
-    rows: list[dict[str, object]] = [
-        {
-            "shot": o.shot_id,
-            "status": o.status,
-            "version": version_name(o.version) if o.version else "",
-            "frames": o.frame_count,
-            "rendered": o.rendered,
-            "reused": o.reused,
-            "failed": o.failed,
-            "output": o.mp4 or "",
-            "error": "; ".join(o.errors),
-        }
-        for o in batch.outcomes
-    ]
-    rows += [{"shot": s, "status": "failed", "version": "", "frames": 0, "rendered": 0, "reused": 0, "failed": 0,
-              "output": "", "error": e} for s, e in batch.unplanned]
-    return rows
+    @property
+    def summary_line(self) -> str:
+        """What the CLI ends with: `3 shots new, 1 unchanged, 1 failed; rendered N pairs, reused M, failed K;
+        12.5 worker-s`."""
+        return f"{self.shot_counts}; {self.summary}; {cost(self.worker_seconds, self.gpus)}"
+
+    @property
+    def state_message(self) -> str:
+        """The flow run's state message: the summary line, then one line per failed shot."""
+        return "\n".join([self.summary_line, *(f"{s}: {why}" for s, why in self.failures)])
+
+
+def _one_line(error: str, shot_id: str) -> str:
+    first = error.strip().splitlines()[0] if error.strip() else "failed"
+    return first.removeprefix(f"{shot_id}: ")
+
+
+def cost(worker_seconds: float, gpus: float) -> str:
+    """Render time as producers budget it: GPU-seconds where the workers hold GPUs, else worker-seconds."""
+    return f"{worker_seconds * gpus:.1f} GPU-s" if gpus > 0 else f"{worker_seconds:.1f} worker-s"
 
 
 def report_markdown(batch: BatchReport) -> str:
     """A short markdown summary: the counts line, then the errors, if any."""
-    lines = [f"## Batch: {batch.summary}", ""]
-    new = [o for o in batch.outcomes if o.status == "new-version"]
-    lines.append(f"{len(new)} new versions, {sum(o.status == 'unchanged' for o in batch.outcomes)} unchanged, "
-                 f"{sum(o.status == 'failed' for o in batch.outcomes) + len(batch.unplanned)} failed shots.")
-    if batch.errors:
-        lines += ["", "### Errors", *[f"- {e}" for e in batch.errors]]
+    lines = [f"## Batch: {batch.summary_line}", ""]
+    if batch.failures:
+        lines += ["### Failed shots", *[f"- **{s}**: {why}" for s, why in batch.failures]]
     flagged = [line for o in batch.outcomes for line in qa_markdown(o.shot_id, o.qa)]
     if flagged:
         lines += ["", "### Quality: flagged pairs", "", *flagged]
