@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prefect import flow, unmapped
 from prefect.futures import PrefectFutureList
-from prefect.states import State
+from prefect import State
 
 from tasks import record
 from tasks.dashboard import Dashboard
@@ -67,7 +68,7 @@ def render_batch(
     return report_of(render_batch_flow(shotlist, settings, shots, trigger, return_state=True))
 
 
-def report_of(state: State[BatchReport]) -> BatchReport:
+def report_of(state: State[Any]) -> BatchReport:
     """The BatchReport a batch's final state carries; the exception of a run that never made one."""
     result = state.result(raise_on_failure=False)
     if isinstance(result, BatchReport):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefect import flow
-from prefect.states import State
+from prefect import State
 
 from flows.render_batch import batch
 from tasks.report import BatchReport

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect import get_run_logger
@@ -27,7 +27,8 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactUpdate
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed, State
+from prefect import State
+from prefect.states import Completed, Failed
 
 from tasks.contact import data_uri
 from tasks.previews import preview_url
@@ -126,10 +127,10 @@ class Dashboard:
             self.log.error("%s failed: %s", shot_id, error)
         self._pairs = pairs
         self.log.info("planned %d shots: %d pairs to render, %d reused", len(shots) - len(failed), pairs, reused)
-        self._progress = create_progress_artifact(
+        self._progress = cast(UUID, create_progress_artifact(  # sync here: async_dispatch types it as both
             progress=0.0 if pairs else 100.0, key=artifact_key("progress", *self.sequences),
             description=self._progress_text(),
-        )
+        ))
         for table in self._tables.values():
             self._show(table)
 
@@ -189,7 +190,7 @@ class Dashboard:
         markdown = shot_table(table.title, list(table.rows.values()), self.settings, self.run_id)
         description = _counts(table.rows.values())
         if table.artifact is None:
-            table.artifact = create_markdown_artifact(markdown, key=table.key, description=description)
+            table.artifact = cast(UUID, create_markdown_artifact(markdown, key=table.key, description=description))
             return
         with get_client(sync_client=True) as client:
             client.update_artifact(table.artifact, ArtifactUpdate(data=markdown, description=description))

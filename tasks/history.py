@@ -7,7 +7,7 @@ from pathlib import Path
 
 import shot_db
 from shot_db import ShotDB
-from shot_db.records import Lineage, VersionInfo
+from shot_db.records import BatchInfo, Lineage, VersionInfo
 from tasks.record import transaction
 from tooncrafter_model.errors import UserError
 
@@ -39,3 +39,9 @@ def lineage_of(db: ShotDB, target: str | os.PathLike[str]) -> tuple[Lineage, ...
     if not found:
         raise UnknownOutput(f"{target}: not an output the shot DB has recorded")
     return found
+
+
+def latest_batches(db: ShotDB, limit: int = 10) -> tuple[BatchInfo, ...]:
+    """The `limit` latest batches, newest first, with how each of their shots ended."""
+    with transaction(db) as s:
+        return shot_db.latest_batches(session=s, limit=limit)
