@@ -58,7 +58,7 @@ def test_a_batch_with_a_failed_shot_as_the_producer_sees_it(
     assert [line for line in run.stderr.splitlines() if line.startswith("error:")] == [
         f"error: dash/sq020/sh0030: {shots.path}: shots[2].source: rough/sh0030.mkv: video file not found"]
     assert "Traceback" not in run.stderr
-    assert re.fullmatch(r"2 shots new, 0 unchanged, 1 failed; rendered 4 pairs, reused 0, failed 0; [0-9.]+ worker-s",
+    assert re.fullmatch(r"2 shots new, 0 unchanged, 1 failed; rendered 5 pairs, reused 0, failed 0; [0-9.]+ worker-s",
                         run.stdout.strip().splitlines()[-1]), run.stdout  # fmt: skip
 
     # The API: named after the batch and its date, tagged by show, sequence and trigger, Failed naming the shot.
@@ -80,19 +80,28 @@ def test_a_batch_with_a_failed_shot_as_the_producer_sees_it(
     page.goto(f"{ui}/runs/flow-run/{flow_run.id}", wait_until="networkidle")
     page.get_by_text(flow_run.name).first.wait_for()
     page.get_by_text("Failed").first.wait_for()
-    page.get_by_text("dash/sq020/sh0030", exact=False).first.wait_for()
     screenshot(page, "run")
+    page.get_by_text("Details", exact=True).first.click()  # the state message, as the UI shows it
+    page.get_by_text("State Message").first.wait_for()
+    details = page.inner_text("body")
+    assert "2 shots new, 0 unchanged, 1 failed;" in details
+    assert "dash/sq020/sh0030: " in details and "rough/sh0030.mkv: video file not found" in details
+    screenshot(page, "run-details")
 
     # Its Logs tab tells the story at INFO.
     page.get_by_text("Logs", exact=True).first.click()
-    for line in ("planned 2 shots: 4 pairs to render", "dash/sq020/sh0010 published v001", "dash/sq020/sh0030 failed"):
+    for line in ("planned 2 shots: 5 pairs to render", "dash/sq020/sh0010 published v001", "dash/sq020/sh0030 failed"):
         page.get_by_text(line, exact=False).first.wait_for()
     screenshot(page, "run-logs")
 
     # Its Artifacts tab lists the shot table, the progress and the summary.
     page.get_by_text("Artifacts", exact=True).first.click()
-    for key in ("shots-dash-sq020", "progress-dash-sq020", "summary-dash-sq020"):
-        page.get_by_text(key).first.wait_for()
+    page.wait_for_load_state("networkidle")
+    page.get_by_text("shots-dash-sq020").first.wait_for()  # the run's own, then its report task's
+    page.get_by_text("progress-dash-sq020").first.wait_for()
+    page.get_by_text("5 of 5 pairs rendered").first.wait_for()
+    page.get_by_text("Task runs", exact=True).first.scroll_into_view_if_needed()
+    page.get_by_text("summary-dash-sq020").first.wait_for()
     screenshot(page, "run-artifacts")
 
     # The shot table: a row per shot (the failed one with its reason), each published shot's thumbnail and
@@ -112,7 +121,7 @@ def test_a_batch_with_a_failed_shot_as_the_producer_sees_it(
     screenshot(page, "shot-table")
 
     page.goto(f"{ui}/artifacts/artifact/{mine['progress-dash-sq020'].id}", wait_until="networkidle")
-    page.get_by_text("4 of 4 pairs rendered").first.wait_for()
+    page.get_by_text("5 of 5 pairs rendered").first.wait_for()
     screenshot(page, "progress")
 
     # The Artifacts page lists the latest state of each key.
