@@ -10,7 +10,7 @@ from prefect.futures import PrefectFutureList
 from prefect import State
 
 from tasks import record
-from tasks.dashboard import Dashboard
+from tasks.dashboard import Dashboard, planned_run_name
 from tasks.detect import ShotPlan
 from tasks.report import BatchReport
 from tasks.settings import Settings
@@ -52,7 +52,7 @@ def batch(shotlist: str, settings: Settings | None, shots: list[str] | None, tri
     return board.finish(report(result, board.sequences))
 
 
-@flow(name="render-batch", log_prints=False)
+@flow(name="render-batch", flow_run_name=planned_run_name, log_prints=False)
 def render_batch_flow(
     shotlist: str, settings: Settings | None = None, shots: list[str] | None = None, trigger: str = "cli"
 ) -> State[BatchReport]:

@@ -6,11 +6,12 @@ from prefect import flow
 from prefect import State
 
 from flows.render_batch import batch
+from tasks.dashboard import planned_run_name
 from tasks.report import BatchReport
 from tasks.settings import Settings
 
 
-@flow(name="rerender-shot")
+@flow(name="rerender-shot", flow_run_name=planned_run_name)
 def rerender_shot(
     shotlist: str, shot: str, settings: Settings | None = None, trigger: str = "keyframe-change"
 ) -> State[BatchReport]:

@@ -57,6 +57,18 @@ def run_name(shotlist: str, shots: Sequence[Shot], trigger: str, when: datetime,
     return f"{Path(shotlist).name} {when:%Y-%m-%d %H:%M}"
 
 
+def planned_run_name() -> str:
+    """The name a batch's flow run starts with, from its parameters (Prefect's `flow_run_name`): the shot
+    list's or the shot's; `Dashboard.named` completes it once the shot list is read (a nightly's sequences)."""
+    params, when = flow_run.parameters, datetime.now().astimezone()
+    only = params.get("shots") or ([params["shot"]] if params.get("shot") else None)
+    if only:
+        return f"{', '.join(str(s).rsplit('/', 1)[-1] for s in only)} re-render {when:%Y-%m-%d %H:%M}"
+    if params.get("trigger") == "nightly":
+        return f"nightly {when:%Y-%m-%d}"
+    return f"{Path(str(params.get('shotlist', 'batch'))).name} {when:%Y-%m-%d %H:%M}"
+
+
 def run_tags(shots: Iterable[Shot], trigger: str) -> list[str]:
     """`show:<show>` and `sequence:<sequence>` for every show and sequence of the batch, and `trigger:<how>`."""
     shots = list(shots)
@@ -111,7 +123,7 @@ class Dashboard:
             return
         tags = [*dict.fromkeys([*flow_run.tags, *run_tags(shots, self.trigger)])]
         with get_client(sync_client=True) as client:
-            client.update_flow_run(UUID(self.run_id), name=name, tags=tags)
+            client.update_flow_run(UUID(self.run_id), name=name if name != flow_run.name else None, tags=tags)
         self.log.info("batch %s: %d shots of %s (%s)", name, len(shots), self.shotlist, ", ".join(tags))
 
     def planned(self, shots: Sequence[Shot], unplanned: Sequence[tuple[str, str]], pairs: int, reused: int) -> None:
