@@ -107,6 +107,7 @@ class Dashboard:
         self._progress: UUID | None = None
         self._pairs = self._done = 0
         self._steps: dict[str, float] = {}  # render key -> fraction of its sampling steps done
+        self._finished: set[str] = set()
         self._shown = 0.0
         self.name: str | None = None
 
@@ -147,7 +148,8 @@ class Dashboard:
             self._show(table)
 
     def rendering(self) -> None:
-        self.log.info("rendering %d pairs on %d workers (%s)", self._pairs, self.settings.actors,
+        workers = self.settings.actors
+        self.log.info("rendering %d pairs on %d worker%s (%s)", self._pairs, workers, "" if workers == 1 else "s",
                       f"{self.settings.actor_gpus:g} GPU each" if self.settings.actor_gpus else "CPU")  # fmt: skip
 
     # -------------------------------------------------------------------------------------- progress
@@ -156,11 +158,14 @@ class Dashboard:
         with self._lock:
             self._done += 1
             self._steps.pop(render_key, None)
+            self._finished.add(render_key)
         self._advance(force=self._done == self._pairs)
 
     def pair_step(self, render_key: str, step: int, steps: int) -> None:
         """A pair's sampler reached `step` of `steps` (ToonCrafter's DDIM): part of a pair counts."""
         with self._lock:
+            if render_key in self._finished:  # the board is read after results: a late step of a done pair
+                return
             self._steps[render_key] = step / steps if steps else 0.0
         self._advance()
 
@@ -246,31 +251,34 @@ def _cell(text: str) -> str:
 
 
 def shot_table(title: str, rows: Sequence[_Row], settings: Settings, run_id: str | None) -> str:
-    """A sequence's shots as markdown: one row per shot (thumbnail, status, version, frames, pairs, cost,
-    video, error), then each published shot's contact sheet and its flagged pairs."""
+    """A sequence's shots as markdown: one narrow row per shot (thumbnail, status, version, pairs, cost, a
+    link that plays the video), so it fits the UI's column on a laptop; then each failed shot's reason on
+    a line of its own, and each published shot's contact sheet and flagged pairs."""
     gpus = settings.actor_gpus
-    lines = [f"## {title}", "", "| | shot | status | version | frames | pairs new / reused / failed | cost | video | error |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [f"## {title}", "", "| | shot | status | version | pairs | cost | video |", "|---|---|---|---|---|---|---|"]
+    failed: list[str] = []
     sheets: list[str] = []
     for row in rows:
         o = row.outcome
         video = ""
         if o and o.mp4:
             url = _picture(o.mp4, settings)
-            video = f"[{Path(o.mp4).name}]({url})" if url else f"`{Path(o.mp4).name}`"
+            video = f"[▶ mp4]({url})" if url else f"`{Path(o.mp4).name}`"
         version = version_name(o.version) if o and o.version else ""
         pairs = f"{o.rendered} / {o.reused} / {o.failed}" if o else ""
         spent = cost(o.worker_seconds, gpus) if o else ""
         status = f"**{row.status}**" if row.status == "failed" else row.status
-        lines.append("| " + " | ".join([_thumbnail(o, settings) if o else "", row.shot.code, status, version,
-                                         str(o.frame_count) if o and o.frame_count else "", pairs, spent, video,
-                                         _cell(row.error)]) + " |")  # fmt: skip
+        lines.append("| " + " | ".join([_thumbnail(o, settings) if o else "", row.shot.code, status, version, pairs,
+                                         spent, video]) + " |")  # fmt: skip
+        if row.error:
+            failed.append(f"- **{row.shot.code}**: {_cell(row.error)}")
         if o and o.sheet:
             url = _picture(o.sheet, settings)
             sheet = f"![contact sheet of {row.shot.code} {version}]({url})" if url else f"contact sheet: `{o.sheet}`"
-            sheets += [f"### {row.shot.code} {version} ({o.status})", "", sheet, ""]
+            sheets += [f"### {row.shot.code} {version} ({o.status}, {o.frame_count} frames)", "", sheet, ""]
         if o:
             sheets += qa_markdown(o.shot_id, o.qa)
-    footer = [f"flow run `{run_id}`" if run_id else ""]
-    return "\n".join([*lines, "", *sheets, *footer]) + "\n"
-
+    legend = ["", "pairs: rendered / reused / failed; cost: " + ("GPU-seconds" if gpus else "worker-seconds")]
+    failures = ["", "### Failed", *failed] if failed else []
+    footer = [f"flow run `{run_id}`"] if run_id else []
+    return "\n".join([*lines, *legend, *failures, "", *sheets, *footer]) + "\n"

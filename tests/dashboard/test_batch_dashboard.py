@@ -73,7 +73,7 @@ def test_a_batch_with_a_failed_shot_as_the_producer_sees_it(
     assert message[1:] == [f"dash/sq020/sh0030: {shots.path}: shots[2].source: rough/sh0030.mkv: video file not found"]
     mine = {a.key: a for a in artifacts if a.flow_run_id == flow_run.id}
     assert {"shots-dash-sq020", "progress-dash-sq020", "summary-dash-sq020"} <= set(mine)
-    assert mine["progress-dash-sq020"].data == 100
+    assert (mine["progress-dash-sq020"].data, mine["progress-dash-sq020"].description) == (100, "5 of 5 pairs rendered")
 
     # The run page: Failed, with the state message naming the shot.
     ui = farm_server.ui_url

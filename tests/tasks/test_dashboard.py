@@ -76,8 +76,8 @@ def test_the_shot_table_links_served_pictures_and_inlines_the_others(
     markdown = shot_table("pilot / sq010", rows, settings, "run-1")
     base = "http://farmhead:4201/pilot/sq010/sh0010/v001"
     assert f"![pilot/sq010/sh0010]({base}/preview/{THUMB_NAME})" in markdown
-    assert f"[sh0010_v001.mp4]({base}/sh0010_v001.mp4)" in markdown
+    assert f"[▶ mp4]({base}/sh0010_v001.mp4)" in markdown
     assert f"![contact sheet of sh0010 v001]({base}/preview/contact.jpg)" in markdown
-    assert "| 5 / 0 / 0 | 4.2 worker-s |" in markdown
+    assert "| new-version | v001 | 5 / 0 / 0 | 4.2 worker-s |" in markdown
     assert "![pilot/sq010/sh0020](data:image/jpeg;base64," in markdown  # not under the served root: inline
-    assert "| **failed** |" in markdown and "a\\|b.mp4: not found |" in markdown  # a pipe cannot break the row
+    assert "| sh0030 | **failed** |" in markdown and "- **sh0030**: shots.yaml: shots[2].source: a\\|b.mp4: not found" in markdown
