@@ -34,7 +34,8 @@ from tasks.contact import data_uri
 from tasks.previews import preview_url
 from tasks.publish import ShotOutcome
 from tasks.qa import qa_markdown
-from tasks.report import BatchReport, cost
+from tasks.history import cost
+from tasks.report import BatchReport
 from tasks.settings import Settings
 from tasks.shotlist import Shot
 from tooncrafter_model.store import version_name

@@ -12,6 +12,11 @@ from tasks.record import transaction
 from tooncrafter_model.errors import UserError
 
 
+def cost(worker_seconds: float, gpus: float) -> str:
+    """Render time as producers budget it: GPU-seconds where the workers hold GPUs, else worker-seconds."""
+    return f"{worker_seconds * gpus:.1f} GPU-s" if gpus > 0 else f"{worker_seconds:.1f} worker-s"
+
+
 class UnknownOutput(UserError):
     """A lineage target that is neither a file nor an output the shot DB has recorded."""
 

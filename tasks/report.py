@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tasks.history import cost
 from tasks.publish import ShotOutcome
 from tasks.qa import qa_markdown
 
@@ -69,18 +70,15 @@ class BatchReport:
 
     @property
     def state_message(self) -> str:
-        """The flow run's state message: the summary line, then one line per failed shot."""
-        return "\n".join([self.summary_line, *(f"{s}: {why}" for s, why in self.failures)])
+        """The flow run's state message: the summary line, then one line per failed shot (punctuated to read
+        right where the UI folds the lines into one)."""
+        failed = [f"- {s}: {why}" for s, why in self.failures]
+        return "\n".join([f"{self.summary_line}. Failed shots:", *failed] if failed else [self.summary_line])
 
 
 def _one_line(error: str, shot_id: str) -> str:
     first = error.strip().splitlines()[0] if error.strip() else "failed"
     return first.removeprefix(f"{shot_id}: ")
-
-
-def cost(worker_seconds: float, gpus: float) -> str:
-    """Render time as producers budget it: GPU-seconds where the workers hold GPUs, else worker-seconds."""
-    return f"{worker_seconds * gpus:.1f} GPU-s" if gpus > 0 else f"{worker_seconds:.1f} worker-s"
 
 
 def report_markdown(batch: BatchReport) -> str:

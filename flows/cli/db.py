@@ -16,8 +16,7 @@ from flows.cli.options import DbOpt, JsonOpt, OutputRootOpt, resolve_settings
 from shot_db import ShotDB
 from shot_db.records import BatchInfo, Lineage, QADecisionInfo, RenderInfo, VersionInfo
 from tasks.deliver import video_of
-from tasks.history import latest_batches, lineage_of, shot_versions
-from tasks.report import cost
+from tasks.history import cost, latest_batches, lineage_of, shot_versions
 from tasks.record import open_db
 from tooncrafter_model.store import version_name
 
@@ -186,7 +185,7 @@ def status(
 
 
 def _batch_table(b: BatchInfo) -> Table:
-    spent = f"{b.gpu_seconds:.1f} GPU-s" if b.gpu_seconds else f"{b.worker_seconds:.1f} worker-s"
+    spent = _spent(b.worker_seconds, b.gpu_seconds)
     title = (f"{b.name or b.flow_name}  [{'green' if b.status == 'finished' else 'red' if b.status == 'failed' else 'yellow'}]"
              f"{b.status}[/]  {_when(b.started_at)}  trigger {b.trigger or '-'}  rendered {b.rendered} pairs, "
              f"reused {b.reused}, failed {b.failed}; {spent}")  # fmt: skip
@@ -194,10 +193,15 @@ def _batch_table(b: BatchInfo) -> Table:
                   title_justify="left")  # fmt: skip
     for s in b.shots:
         style = "red" if s.status == "failed" else ""
-        shot_cost = f"{s.gpu_seconds:.1f} GPU-s" if s.gpu_seconds else f"{s.worker_seconds:.1f} worker-s"
         table.add_row(s.shot, s.status, version_name(s.version) if s.version else "-", str(s.frames),
-                      f"{s.rendered}/{s.reused}/{s.failed}", shot_cost, s.error or "", style=style)  # fmt: skip
+                      f"{s.rendered}/{s.reused}/{s.failed}", _spent(s.worker_seconds, s.gpu_seconds), s.error or "",
+                      style=style)  # fmt: skip
     return table
+
+
+def _spent(worker_seconds: float, gpu_seconds: float) -> str:
+    """As recorded: GPU-seconds where the workers held GPUs (cost() with the GPUs folded in), else worker-seconds."""
+    return cost(gpu_seconds, 1.0) if gpu_seconds else cost(worker_seconds, 0.0)
 
 
 @db_app.command()

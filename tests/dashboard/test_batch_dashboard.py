@@ -70,7 +70,7 @@ def test_a_batch_with_a_failed_shot_as_the_producer_sees_it(
     assert flow_run.state is not None and flow_run.state.is_failed()
     message = (flow_run.state.message or "").splitlines()
     assert message[0].startswith("2 shots new, 0 unchanged, 1 failed;")
-    assert message[1:] == [f"dash/sq020/sh0030: {shots.path}: shots[2].source: rough/sh0030.mkv: video file not found"]
+    assert message[1:] == [f"- dash/sq020/sh0030: {shots.path}: shots[2].source: rough/sh0030.mkv: video file not found"]
     mine = {a.key: a for a in artifacts if a.flow_run_id == flow_run.id}
     assert {"shots-dash-sq020", "progress-dash-sq020", "summary-dash-sq020"} <= set(mine)
     assert (mine["progress-dash-sq020"].data, mine["progress-dash-sq020"].description) == (100, "5 of 5 pairs rendered")

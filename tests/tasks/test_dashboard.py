@@ -10,7 +10,8 @@ from pathlib import Path
 from tasks.contact import THUMB_NAME
 from tasks.dashboard import _Row, artifact_key, run_name, run_tags, shot_table
 from tasks.publish import ShotOutcome
-from tasks.report import BatchReport, cost
+from tasks.history import cost
+from tasks.report import BatchReport
 from tasks.settings import Settings
 from tasks.shotlist import ShotList
 
@@ -47,9 +48,9 @@ def test_the_summary_counts_shots_pairs_and_cost_and_the_message_names_each_fail
     assert batch.summary == "rendered 4 pairs, reused 3, failed 1"
     assert batch.summary_line == "1 shots new, 1 unchanged, 2 failed; rendered 4 pairs, reused 3, failed 1; 12.5 worker-s"
     assert batch.state_message.splitlines() == [
-        batch.summary_line,
-        "p/sq/sh0040: shots.yaml: shots[3].source: gone.mp4: not found",
-        "p/sq/sh0030: p/sq/sh0030 pair 0->2: worker died",
+        f"{batch.summary_line}. Failed shots:",
+        "- p/sq/sh0040: shots.yaml: shots[3].source: gone.mp4: not found",
+        "- p/sq/sh0030: p/sq/sh0030 pair 0->2: worker died",
     ]
     assert not batch.ok and BatchReport((ok, same)).ok
     assert cost(12.5, 0) == "12.5 worker-s" and cost(12.5, 0.5) == "6.2 GPU-s"
