@@ -67,16 +67,17 @@ STEP_EVERY_S = 0.5  # a 50-step DDIM pair reports a few times a second at most, 
 
 
 def _step_reporter(render_key: str, board: ActorHandle | None) -> OnStep | None:
-    """An `on_step` that leaves (step, steps) on the board: the first step, then at most every STEP_EVERY_S
-    (the pair's result says when it is done); fire-and-forget, so a busy board never slows the sampler."""
+    """An `on_step` that leaves (step, steps) on the board at most every STEP_EVERY_S, the first after that
+    long: a pair quicker than that says nothing (its result says it is done), so short pairs cost no
+    message. Fire-and-forget, so a busy board never slows the sampler."""
     if board is None:
         return None
-    last = [0.0]
+    last = [time.monotonic()]
 
     def report(info: Mapping[str, Any]) -> None:
         step, steps = int(info["step"]), int(info["total"])
         now = time.monotonic()
-        if not last[0] or now - last[0] >= STEP_EVERY_S:
+        if now - last[0] >= STEP_EVERY_S:
             last[0] = now
             board.report.remote(render_key, step, steps)
 
