@@ -36,6 +36,7 @@ class WorkerConfig:
     num_gpus: float = 0
     resources: Pairs | Mapping[str, float] = ()
     reason: str = ""
+    umask: int | None = None  # the farm's umask for what the worker writes; None keeps the process's
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backend_settings", _as_pairs(self.backend_settings, "backend_settings"))

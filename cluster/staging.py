@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tooncrafter_model.frames import Frame, write_frame
-from tooncrafter_model.store import complete_frames, frame_names
+from tooncrafter_model.store import complete_frames, frame_names, shared_mode
 
 
 def _staging_prefix(out_dir: Path) -> str:
@@ -30,6 +30,7 @@ def publish(out_dir: Path, frames: Sequence[Frame]) -> tuple[list[Path], bool]:
     tmp = Path(tempfile.mkdtemp(prefix=_staging_prefix(out_dir), dir=out_dir.parent))
     names = frame_names(len(frames))
     try:
+        shared_mode(tmp, folder=True)  # it becomes the render folder every node reads
         for name, frame in zip(names, frames, strict=True):
             write_frame(tmp / name, frame)
         if complete_frames(out_dir, len(frames)) is not None:

@@ -29,7 +29,7 @@ from tooncrafter_model.backend import Interpolator, OnStep, backend_spec, build
 from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import Frame, pixel_hash, read_frame, write_frame
 from tooncrafter_model.quality import QAThresholds
-from tooncrafter_model.store import complete_frames
+from tooncrafter_model.store import complete_frames, share_files
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,8 @@ class RenderWorker:
 
     def __init__(self, cfg: WorkerConfig) -> None:
         self.cfg = cfg
+        if cfg.umask is not None:  # a Ray worker process starts with the raylet's umask, not the driver's
+            share_files(cfg.umask)
         self._worker, self._node, self._gpus = _identity()
         self._process = uuid.uuid4().hex[:12]
         self._loads = 0

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prefect import flow, unmapped
+from prefect import State, flow, unmapped
 from prefect.futures import PrefectFutureList
-from prefect import State
 
 from tasks import record
 from tasks.dashboard import Dashboard, planned_run_name
@@ -35,6 +34,7 @@ def batch(shotlist: str, settings: Settings | None, shots: list[str] | None, tri
     shot of the list (or only `shots`, by id or code), render all their pairs as one queue on the farm,
     publish each shot as a new version the moment its own pairs are done, and end Failed when one failed."""
     settings = settings or Settings()
+    settings.share_files()
     started = time.monotonic()
     selected = load_shots(shotlist, settings.allow_outside_root, shots, settings.shot_defaults, settings.limits)
     board = Dashboard(settings, shotlist, trigger)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import flow
-from prefect import State
+from prefect import State, flow
 
 from flows.render_batch import batch
 from tasks.dashboard import planned_run_name

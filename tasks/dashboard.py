@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
-from prefect import get_run_logger
+from prefect import State, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactUpdate
 from prefect.runtime import flow_run
-from prefect import State
 from prefect.states import Completed, Failed
 
 from tasks.contact import data_uri

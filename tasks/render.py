@@ -216,6 +216,7 @@ def pool_configs(settings: Settings, backend: str) -> tuple[PoolConfig, WorkerCo
         num_cpus=settings.actor_cpus,
         num_gpus=settings.actor_gpus,
         reason="from toonfarm settings (actor_cpus, actor_gpus)",
+        umask=settings.umask,
     )
     pool = PoolConfig(
         actors=settings.actors,
@@ -288,8 +289,11 @@ def render_shots(
                 shot.errors.append(f"{shot_id} pair {pair.a}->{pair.b}: {result.error}")
                 shot.failed += 1
             else:
-                shot.rendered += n == 0
-                shot.reused += n > 0
+                # Frames the worker found on disk (another batch rendered them since this one planned)
+                # were not rendered by this run: two racing batches must not both report them rendered.
+                made = n == 0 and not result.meta.get("kept_existing")
+                shot.rendered += made
+                shot.reused += not made
                 scores = result.meta.get("qa")
                 record = scores if isinstance(scores, dict) else None
                 later = tries.finished(shot.work, take, result.frame_paths, record)

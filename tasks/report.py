@@ -43,9 +43,10 @@ class BatchReport:
 
     @property
     def failures(self) -> list[tuple[str, str]]:
-        """(shot id, why) for every failed shot, one line each: the first error its shot met."""
+        """(shot id, why) for every failed shot: the first line of the first error it met (naming the file and
+        the field, or the shot and the pair)."""
         failed = [(o.shot_id, o.errors[0] if o.errors else "failed") for o in self.outcomes if o.status == "failed"]
-        return [(s, _one_line(e, s)) for s, e in [*self.unplanned, *failed]]
+        return [(s, _first_line(e)) for s, e in [*self.unplanned, *failed]]
 
     @property
     def worker_seconds(self) -> float:
@@ -72,13 +73,12 @@ class BatchReport:
     def state_message(self) -> str:
         """The flow run's state message: the summary line, then one line per failed shot (punctuated to read
         right where the UI folds the lines into one)."""
-        failed = [f"- {s}: {why}" for s, why in self.failures]
+        failed = [f"- {s}: {why.removeprefix(f'{s}: ')}" for s, why in self.failures]
         return "\n".join([f"{self.summary_line}. Failed shots:", *failed] if failed else [self.summary_line])
 
 
-def _one_line(error: str, shot_id: str) -> str:
-    first = error.strip().splitlines()[0] if error.strip() else "failed"
-    return first.removeprefix(f"{shot_id}: ")
+def _first_line(error: str) -> str:
+    return error.strip().splitlines()[0] if error.strip() else "failed"
 
 
 def report_markdown(batch: BatchReport) -> str:

@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 import shot_db
 from tooncrafter_model.backend import backend_spec
 from tooncrafter_model.quality import QAThresholds
-from tooncrafter_model.store import Store, shot_db_file
+from tooncrafter_model.store import Store, share_files, shot_db_file
 
 
 class Limits(BaseModel):
@@ -30,6 +30,25 @@ class Limits(BaseModel):
     min_fps: float = Field(1.0, gt=0, description="lowest frame rate")
     max_fps: float = Field(240.0, gt=0, description="highest frame rate")
     max_name_length: int = Field(64, ge=1, description="characters in a show, sequence or shot code")
+
+
+def _octal(value: Any) -> Any:
+    """A umask as written: 18, 0o022 in toonfarm.toml, or "022" / "0o022" in the environment (octal)."""
+    if isinstance(value, str):
+        try:
+            return int(value.strip().lower().removeprefix("0o"), 8)
+        except ValueError:
+            raise ValueError(f"not an octal umask: {value!r} (e.g. 022)") from None
+    return value
+
+
+def _owner_keeps_access(value: int) -> int:
+    if value & 0o700:
+        raise ValueError(f"umask {value:03o} takes the farm's own access to its files away (e.g. 022, 027)")
+    return value
+
+
+Umask = Annotated[int, BeforeValidator(_octal), Field(ge=0, le=0o777), AfterValidator(_owner_keeps_access)]
 
 
 class Settings(BaseSettings):
@@ -53,6 +72,10 @@ class Settings(BaseSettings):
     toon_checkpoint: Path | None = Field(None, description="ToonCrafter model.ckpt or .safetensors")
     toon_sketch_checkpoint: Path | None = Field(None, description="ToonCrafter sketch_encoder.ckpt (sketch guidance)")
     toon_dtype: str = Field("fp32", pattern="^(fp32|fp16|bf16)$", description="ToonCrafter precision on GPUs")
+    umask: Umask = Field(
+        0o022, description="umask of everything the farm writes, on the driver and every worker (022: folders "
+        "0755, files 0644, so a shared farm's other users and nodes can read them; TOONFARM_UMASK=027)"
+    )
     allow_outside_root: bool = Field(False, description="let a shot list reach files outside its folder")
     shot_defaults: dict[str, Any] = Field(
         default_factory=dict, description="defaults for every shot list's shots, under the list's own (--default)"
@@ -89,6 +112,10 @@ class Settings(BaseSettings):
     def preview_base_url(self) -> str:
         """The base of the links the dashboard's pictures and videos use."""
         return (self.preview_url or f"http://127.0.0.1:{self.preview_port}").rstrip("/")
+
+    def share_files(self) -> None:
+        """Apply `umask` to this process (the driver); Ray workers get it through their WorkerConfig."""
+        share_files(self.umask)
 
     @property
     def db_url(self) -> str:

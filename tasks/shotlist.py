@@ -200,7 +200,10 @@ def _path(value: Path, info: ValidationInfo) -> Path:
     root: Path | None = context.get("root")
     if root is None:
         return value
-    resolved = (root / value).resolve()
+    try:
+        resolved = (root / value).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
+        raise _bad(f"cannot resolve the path: {exc}") from None
     if not context.get("allow_outside_root") and not resolved.is_relative_to(root):
         raise _bad(f"leaves the shot list's folder {root}; allow_outside_root=True (--allow-outside-root) permits it")
     return resolved
@@ -213,7 +216,8 @@ Backend = Annotated[str, BeforeValidator(_backend)]
 FrameIndex = Annotated[int, Field(ge=0), AfterValidator(_frame)]
 Inbetweens = Annotated[int | None, Field(ge=0), AfterValidator(_inbetweens)]
 Background = Annotated[tuple[int, int, int], BeforeValidator(_colour)]
-Seed = Annotated[int, Field(ge=-(1 << 63), lt=1 << 64)]  # what a torch or numpy generator takes
+# The shot DB keeps a seed in a signed 64-bit column, and numpy's generators refuse negative seeds.
+Seed = Annotated[int, Field(ge=0, le=(1 << 63) - 1)]
 Deliver = Annotated[tuple[DeliverSpec, ...], BeforeValidator(_deliver)]
 
 # An image-sequence pattern: "sh010.####.png" (one '#' per digit) or printf's "sh010.%04d.png".

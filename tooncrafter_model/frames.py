@@ -249,7 +249,10 @@ def read_image(
         raw = _decode_tga(data, p)
         raw = raw[..., [2, 1, 0, 3][: raw.shape[2]]] if raw.ndim == 3 else raw  # BGR(A) -> RGB(A)
     else:
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        try:
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        except cv2.error:  # a decoder's own refusal (its pixel cap, a corrupt stream)
+            bgr = None
         if bgr is None:
             raise ImageError(p, f"not a readable image (corrupt {kind})")
         raw = bgr[..., [2, 1, 0, 3][: bgr.shape[2]]] if bgr.ndim == 3 else bgr

@@ -119,6 +119,37 @@ def sequence_frame(stem: str, number: int) -> str:
 
 # -------------------------------------------------------------------------------------------- writing
 
+_umask: int | None = None  # the farm's umask, once `share_files` has set it in this process
+
+
+def share_files(umask: int) -> None:
+    """Make `umask` this process's: a shared farm's nodes (other users, other machines) must read what
+    this one writes. Drivers set it from the settings, Ray workers from their config."""
+    global _umask
+    os.umask(umask)
+    _umask = umask
+
+
+def _current_umask() -> int:
+    if _umask is not None:
+        return _umask
+    # Linux reports it without changing it; os.umask() can only read it by setting it, which would race
+    # with the threads writing files meanwhile.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def shared_mode(path: str | os.PathLike[str], *, folder: bool = False) -> None:
+    """Give a file (or folder) made by `tempfile` the mode the umask gives any new one: mkstemp creates
+    0600 and mkdtemp 0700 whatever the umask, and the rename that publishes them keeps the mode."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_current_umask())
+
+
 
 @contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
@@ -128,6 +159,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        shared_mode(tmp)
         with os.fdopen(fd, mode) as f:
             yield f
         os.replace(tmp, p)

@@ -39,7 +39,10 @@ def _jsonable(value: Any) -> Any:
 
 def _open(output_root: Path | None, db: str | None, *, migrate: bool = False) -> ShotDB:
     """Reads never migrate: a shot DB behind this code is refused, naming `toonfarm db upgrade`."""
-    return open_db(resolve_settings(output_root=output_root, db=db).db_url, migrate=migrate)
+    settings = resolve_settings(output_root=output_root, db=db)
+    if migrate:  # may create the SQLite file the farm's other users read
+        settings.share_files()
+    return open_db(settings.db_url, migrate=migrate)
 
 
 def _when(value: datetime | None) -> str:

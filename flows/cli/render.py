@@ -44,8 +44,8 @@ def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> i
     console = Console(stderr=True)
     with progress_bars(console, shots=len(shots.shots)), serverless():
         batch = render_batch(str(shotlist), settings)
-    for shot_id, why in batch.failures:  # one line per failed shot; --verbose adds every error it met
-        typer.echo(f"error: {shot_id}: {why}", err=True)
+    for _, why in batch.failures:  # one line per failed shot; --verbose adds every error it met
+        typer.echo(f"error: {why}", err=True)
     if verbose:
         for error in batch.errors:
             typer.echo(f"  {error}", err=True)

@@ -56,7 +56,7 @@ def test_a_batch_with_a_failed_shot_as_the_producer_sees_it(
     # The terminal: exit 1, one line for the failed shot, no traceback, the summary counting shots.
     assert run.returncode == 1, run.stderr[-3000:]
     assert [line for line in run.stderr.splitlines() if line.startswith("error:")] == [
-        f"error: dash/sq020/sh0030: {shots.path}: shots[2].source: rough/sh0030.mkv: video file not found"]
+        f"error: {shots.path}: shots[2].source: rough/sh0030.mkv: video file not found"]
     assert "Traceback" not in run.stderr
     assert re.fullmatch(r"2 shots new, 0 unchanged, 1 failed; rendered 5 pairs, reused 0, failed 0; [0-9.]+ worker-s",
                         run.stdout.strip().splitlines()[-1]), run.stdout  # fmt: skip

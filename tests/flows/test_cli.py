@@ -97,7 +97,7 @@ def test_render_history_and_lineage(tmp_path: Path) -> None:
     assert re.fullmatch(r"2 shots new, 0 unchanged, 1 failed; rendered 3 pairs, reused 0, failed 0; [0-9.]+ worker-s",
                         summary), summary  # fmt: skip
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert errors == [f"error: test/sq010/sh0030: {shots.path}: shots[2].source: rough/none.mkv: video file not found"]
+    assert errors == [f"error: {shots.path}: shots[2].source: rough/none.mkv: video file not found"]
     del shots.doc["shots"][2]
     shots.write()
     result = runner.invoke(app, ["render", str(shots.path), "-o", str(out)])

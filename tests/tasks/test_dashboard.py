@@ -50,7 +50,7 @@ def test_the_summary_counts_shots_pairs_and_cost_and_the_message_names_each_fail
     assert batch.state_message.splitlines() == [
         f"{batch.summary_line}. Failed shots:",
         "- p/sq/sh0040: shots.yaml: shots[3].source: gone.mp4: not found",
-        "- p/sq/sh0030: p/sq/sh0030 pair 0->2: worker died",
+        "- p/sq/sh0030: p/sq/sh0030 pair 0->2: worker died",  # names its pair: kept whole
     ]
     assert not batch.ok and BatchReport((ok, same)).ok
     assert cost(12.5, 0) == "12.5 worker-s" and cost(12.5, 0.5) == "6.2 GPU-s"

@@ -360,7 +360,11 @@ LIMITED = Limits(max_frame=1000, max_shot_frames=100, max_inbetweens=12, max_nam
         ("{code: c, source: c.mp4, fps: 24, render: {inbetweens: 10000}}",
          "shots[2].render.inbetweens: must be at most 12 (setting limits.max_inbetweens) (got 10000)"),
         ("{code: c, source: c.mp4, fps: 24, render: {seed: 36893488147419103232}}",
-         "shots[2].render.seed: input should be less than 18446744073709551616 (got 36893488147419103232)"),
+         "shots[2].render.seed: input should be less than or equal to 9223372036854775807 (got 36893488147419103232)"),
+        ("{code: c, source: c.mp4, fps: 24, render: {seed: 9223372036854775808}}",  # a BIGINT column's end
+         "shots[2].render.seed: input should be less than or equal to 9223372036854775807 (got 9223372036854775808)"),
+        ("{code: c, source: c.mp4, fps: 24, render: {seed: -1}}",
+         "shots[2].render.seed: input should be greater than or equal to 0 (got -1)"),
         ("{code: c, source: c.mp4, fps: 24, background: red}",
          "shots[2].background: must be a colour: \"#rrggbb\" or [r, g, b] with values 0-255 (got 'red')"),
         ("{code: c, source: c.mp4, fps: 24, xsheet: timing.xls}",
