@@ -35,6 +35,8 @@ class Attempt:
     model_loads: int = 0  # loads of the worker's model at the time of this attempt, restarts included
     process: str = ""  # id of the worker process that made the attempt; a new one after each restart
     retry: bool = True  # False when the error's type says the job itself is bad: no worker can do it
+    host: str = ""  # the worker machine's host name
+    gpus: float = 0.0  # GPUs the worker held (booked, fake or real): its time is GPU time when above 0
 
 
 @dataclass(frozen=True)

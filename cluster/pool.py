@@ -21,7 +21,7 @@ import heapq
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,25 @@ class PoolStats:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+STEP_EVERY_S = 1.0  # how often the pool reads the workers' sampling steps
+
+
+class StepBoard:
+    """Where workers leave the latest sampling step of the pairs they render (a Ray actor: a worker's
+    `render` call holds its actor until the pair is done, so steps travel beside it), and the pool reads
+    them off: the farm's progress channel for long pairs (ToonCrafter's DDIM steps)."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, tuple[int, int]] = {}
+
+    def report(self, render_key: str, step: int, steps: int) -> None:
+        self._latest[render_key] = (step, steps)
+
+    def drain(self) -> dict[str, tuple[int, int]]:
+        latest, self._latest = self._latest, {}
+        return latest
 
 
 # ===================================================================================== internal state
@@ -165,9 +184,14 @@ def _first_line(exc: BaseException) -> str:
 class ActorPool:
     """N render actors with booked resources, retries and backpressure; use as a context manager."""
 
-    def __init__(self, pool_cfg: PoolConfig, worker_cfg: WorkerConfig) -> None:
+    def __init__(
+        self, pool_cfg: PoolConfig, worker_cfg: WorkerConfig, *, on_step: Callable[[str, int, int], None] | None = None
+    ) -> None:
         self.pool_cfg = pool_cfg
         self.worker_cfg = worker_cfg
+        self.on_step = on_step  # (render key, step, steps) of pairs in flight, from the board, throttled
+        self._board: ActorHandle | None = None
+        self._board_read = 0.0
         self._slots: list[_Slot] = []
         self._running = False
         self._max_in_flight = 0
@@ -197,6 +221,8 @@ class ActorPool:
             max_restarts=self.pool_cfg.max_restarts, max_task_retries=0, **self.worker_cfg.ray_options()
         )
         self._slots = [_Slot(i, actor_cls.remote(self.worker_cfg)) for i in range(self.pool_cfg.actors)]
+        if self.on_step is not None:  # no resources: it only holds numbers
+            self._board = ray.remote(StepBoard).options(num_cpus=0).remote()
         for slot in self._slots:
             self._probe(slot)
         try:
@@ -210,6 +236,9 @@ class ActorPool:
         for slot in self._slots:
             ray.kill(slot.handle, no_restart=True)
         self._slots = []
+        if self._board is not None:
+            ray.kill(self._board)
+            self._board = None
 
     def _check_capacity(self) -> None:
         total = ray.cluster_resources()
@@ -329,7 +358,7 @@ class ActorPool:
                 if item is None:
                     continue
                 now = time.monotonic()
-                ref = slot.handle.render.remote(item.job, self.pool_cfg.qa_checks)
+                ref = slot.handle.render.remote(item.job, self.pool_cfg.qa_checks, self._board)
                 flight = _Flight(ref, item, now, now if not slot.inflight else None)
                 slot.inflight.append(flight)
                 batch.flights[ref] = (slot, flight)
@@ -362,7 +391,10 @@ class ActorPool:
                 deadlines.append(head.head_since + timeout_s)
         probes = [s.probe for s in self._slots if s.state == "starting" and s.probe is not None]
         wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        if self._board is not None:  # wake up to pass the workers' sampling steps on
+            wait_s = min(wait_s, STEP_EVERY_S) if wait_s is not None else STEP_EVERY_S
         done, _ = ray.wait(list(batch.flights) + probes, num_returns=1, timeout=wait_s)
+        self._read_board()
         out: list[PairResult] = []
         for ref in done:
             if ref in batch.flights:
@@ -376,6 +408,18 @@ class ActorPool:
                 ray.kill(slot.handle, no_restart=False)  # actor tasks cannot be interrupted; the actor can
                 out += self._lose(slot, f"timed out after {timeout_s:g} s", batch)
         yield from out
+
+    def _read_board(self) -> None:
+        """Hand the steps workers reported since the last read to `on_step`, at most every STEP_EVERY_S."""
+        if self._board is None or self.on_step is None or time.monotonic() - self._board_read < STEP_EVERY_S:
+            return
+        self._board_read = time.monotonic()
+        try:
+            latest: dict[str, tuple[int, int]] = ray.get(self._board.drain.remote(), timeout=STEP_EVERY_S)
+        except (GetTimeoutError, RayError):  # progress is a courtesy: a slow board never holds the farm up
+            return
+        for key, (step, steps) in latest.items():
+            self.on_step(key, step, steps)
 
     def _settle(self, slot: _Slot, flight: _Flight, batch: _Batch) -> list[PairResult]:
         try:
@@ -409,6 +453,8 @@ class ActorPool:
             error=error,
             model_loads=sum(slot.loads.values()),
             process=info.process if info else "",
+            host=info.host if info else "",
+            gpus=self.worker_cfg.num_gpus,
         )
 
     def _record(self, slot: _Slot, item: _Item, result: PairResult, batch: _Batch) -> list[PairResult]:

@@ -8,20 +8,24 @@ same class runs without Ray (tests, a laptop demo): it then names itself after i
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import ray
+from ray.actor import ActorHandle
 
 from cluster.config import WorkerConfig
 from cluster.jobs import Attempt, PairJob, PairResult
 from cluster.qa import check_output
 from cluster.staging import publish
-from tooncrafter_model.backend import Interpolator, backend_spec, build
+from tooncrafter_model.backend import Interpolator, OnStep, backend_spec, build
 from tooncrafter_model.errors import UserError
 from tooncrafter_model.frames import Frame, pixel_hash, read_frame, write_frame
 from tooncrafter_model.quality import QAThresholds
@@ -39,6 +43,7 @@ class WorkerInfo:
     model_loads: int  # in this process
     accelerator_ids: tuple[str, ...]  # GPU ids Ray assigned (fake or real)
     backend: str
+    host: str = ""  # the machine's host name, as people name it (the node is Ray's hex id)
 
 
 def _identity() -> tuple[str, str, tuple[str, ...]]:
@@ -56,6 +61,27 @@ def _warm_codec() -> None:
     # loading, not on the first pair's clock, where it would count against the pair and the farm.
     with tempfile.TemporaryDirectory(prefix="toonfarm-warm-") as tmp:
         read_frame(write_frame(Path(tmp) / "warm.png", np.zeros((2, 2, 3), np.uint8)))
+
+
+STEP_EVERY_S = 0.5  # a 50-step DDIM pair reports a few times a second at most, never per step
+
+
+def _step_reporter(render_key: str, board: ActorHandle | None) -> OnStep | None:
+    """An `on_step` that leaves (step, steps) on the board at most every STEP_EVERY_S, the first after that
+    long: a pair quicker than that says nothing (its result says it is done), so short pairs cost no
+    message. Fire-and-forget, so a busy board never slows the sampler."""
+    if board is None:
+        return None
+    last = [time.monotonic()]
+
+    def report(info: Mapping[str, Any]) -> None:
+        step, steps = int(info["step"]), int(info["total"])
+        now = time.monotonic()
+        if now - last[0] >= STEP_EVERY_S:
+            last[0] = now
+            board.report.remote(render_key, step, steps)
+
+    return report
 
 
 class RenderWorker:
@@ -86,13 +112,15 @@ class RenderWorker:
             model_loads=self._loads,
             accelerator_ids=self._gpus,
             backend=self._backend.name,
+            host=socket.gethostname(),
         )
 
-    def render(self, job: PairJob, qa: bool = True) -> PairResult:
-        """Render one pair; any failure comes back as `ok=False` with the attempt that failed."""
+    def render(self, job: PairJob, qa: bool = True, board: ActorHandle | None = None) -> PairResult:
+        """Render one pair; any failure comes back as `ok=False` with the attempt that failed. With a
+        `board` (cluster.pool.StepBoard), the backend's steps are left there as it makes them."""
         started = time.time()
         try:
-            paths, hashes, meta = self._render(job, qa)
+            paths, hashes, meta = self._render(job, qa, _step_reporter(job.render_key, board))
         except Exception as exc:  # the pool decides about retries; the worker reports what the type says
             error = f"{type(exc).__name__}: {exc}".splitlines()[0]
             attempt = self._attempt(started, error, retry=not isinstance(exc, UserError))
@@ -106,7 +134,7 @@ class RenderWorker:
             meta=meta,
         )
 
-    def _render(self, job: PairJob, qa: bool) -> tuple[list[Path], list[str], dict[str, object]]:
+    def _render(self, job: PairJob, qa: bool, on_step: OnStep | None) -> tuple[list[Path], list[str], dict[str, object]]:
         t0 = time.perf_counter()
         out_dir = Path(job.out_dir)
         existing = complete_frames(out_dir, len(job.times))
@@ -117,7 +145,7 @@ class RenderWorker:
         t1 = time.perf_counter()
         frames = self._backend.interpolate(
             frame_a, frame_b, job.times, seed=job.seed, prompt=job.prompt, sketches=sketches,
-            params=dict(job.params) or None,
+            params=dict(job.params) or None, on_step=on_step,
         )
         t2 = time.perf_counter()
         thresholds = QAThresholds(**dict(job.qa_thresholds))
@@ -147,4 +175,6 @@ class RenderWorker:
             model_loads=self._loads,
             process=self._process,
             retry=retry,
+            host=socket.gethostname(),
+            gpus=self.cfg.num_gpus,
         )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from prefect import flow, unmapped
+from prefect import State, flow, unmapped
 from prefect.futures import PrefectFutureList
-from prefect.runtime import flow_run
 
 from tasks import record
+from tasks.dashboard import Dashboard, planned_run_name
 from tasks.detect import ShotPlan
 from tasks.report import BatchReport
 from tasks.settings import Settings
@@ -28,22 +29,52 @@ def _planned(shots: list[Shot], futures: PrefectFutureList[ShotPlan]) -> tuple[l
     return plans, unplanned
 
 
-@flow(name="render-batch", log_prints=False)
-def render_batch(shotlist: str, settings: Settings | None = None, shots: list[str] | None = None) -> BatchReport:
-    """Plan every shot of the list (or only `shots`, by id or code), render all their pairs as one queue
-    on the farm, and publish each shot as a new version the moment its own pairs are done."""
+def batch(shotlist: str, settings: Settings | None, shots: list[str] | None, trigger: str) -> State[BatchReport]:
+    """The batch's story, inside whichever flow run started it (a batch, or a shot's re-render): plan every
+    shot of the list (or only `shots`, by id or code), render all their pairs as one queue on the farm,
+    publish each shot as a new version the moment its own pairs are done, and end Failed when one failed."""
     settings = settings or Settings()
     settings.share_files()
-    run_id = str(flow_run.id) if flow_run.id else None
     started = time.monotonic()
     selected = load_shots(shotlist, settings.allow_outside_root, shots, settings.shot_defaults, settings.limits)
+    board = Dashboard(settings, shotlist, trigger)
+    board.named(selected, shots)
     plans, unplanned = _planned(selected, detect.map(selected, unmapped(settings.store.root)))
+    run_id = board.run_id
     with record.open_db(settings.db_url, migrate=True, retry_s=settings.db_retry_s) as db:
         recover(db, selected, settings)
-        record.begin_batch(db, run_id or "local", "render-batch", shotlist)
+        record.begin_batch(db, run_id or "local", "render-batch", shotlist, board.name, trigger)
         works, unrecorded = plan_renders(plans, settings, db, run_id)
-        published = [(done, publish.submit(db, done, settings, run_id)) for done in render(works, settings, db, run_id)]
-        outcomes = collect(published)
-        batch = BatchReport(tuple(outcomes), tuple(unplanned + unrecorded), run_id, time.monotonic() - started)
-        record.finish_batch(db, run_id or "local", batch.rendered, batch.reused, batch.failed, batch.ok)
-    return report(batch)
+        unplanned += unrecorded
+        board.planned(selected, unplanned, sum(len(w.jobs) for w in works), sum(len(w.pairs) - len(w.jobs) for w in works))
+        published = [(done, publish.submit(db, done, settings, run_id, board)) for done in render(works, settings, db, run_id, board)]
+        outcomes = collect(published, board)
+        result = BatchReport(tuple(outcomes), tuple(unplanned), run_id, time.monotonic() - started, gpus=settings.actor_gpus)
+        record.finish_batch(db, run_id or "local", result)
+    return board.finish(report(result, board.sequences))
+
+
+@flow(name="render-batch", flow_run_name=planned_run_name, log_prints=False)
+def render_batch_flow(
+    shotlist: str, settings: Settings | None = None, shots: list[str] | None = None, trigger: str = "cli"
+) -> State[BatchReport]:
+    """Render what changed in a shot list; Failed, naming the failed shots, when any shot failed."""
+    return batch(shotlist, settings, shots, trigger)
+
+
+def render_batch(
+    shotlist: str, settings: Settings | None = None, shots: list[str] | None = None, trigger: str = "cli"
+) -> BatchReport:
+    """Run the batch flow and return its report, whether its run ended Completed or Failed (a failed shot
+    fails the run, not the caller); an error that stopped the whole batch is raised."""
+    return report_of(render_batch_flow(shotlist, settings, shots, trigger, return_state=True))
+
+
+def report_of(state: State[Any]) -> BatchReport:
+    """The BatchReport a batch's final state carries; the exception of a run that never made one."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BatchReport):
+        return result
+    if isinstance(result, BaseException):
+        raise result
+    raise RuntimeError(f"batch run ended {state.type.value} without a report: {state.message}")

@@ -10,7 +10,7 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.schedules import Cron
 from prefect.types.entrypoint import EntrypointType
 
-from flows.render_batch import render_batch
+from flows.render_batch import render_batch_flow
 from flows.rerender import rerender_shot
 from tasks.watch import Change
 
@@ -33,8 +33,8 @@ def emit_keyframe_changed(change: Change) -> Event | None:
 
 def deployments(shotlist: str, *, cron: str = "0 2 * * *", timezone: str = "UTC") -> list[RunnerDeployment]:
     """The nightly render of `shotlist`, and the re-render of any shot whose keyframes change."""
-    nightly = cast(RunnerDeployment, render_batch.to_deployment(
-        name="nightly", schedule=Cron(cron, timezone=timezone), parameters={"shotlist": shotlist},
+    nightly = cast(RunnerDeployment, render_batch_flow.to_deployment(
+        name="nightly", schedule=Cron(cron, timezone=timezone), parameters={"shotlist": shotlist, "trigger": "nightly"},
         description="Render every shot that changed since the last run.", tags=["toonfarm", "nightly"],
         entrypoint_type=EntrypointType.MODULE_PATH,  # runs from any folder, as the installed package
     ))
@@ -50,6 +50,7 @@ def deployments(shotlist: str, *, cron: str = "0 2 * * *", timezone: str = "UTC"
                 parameters={
                     "shotlist": "{{ event.resource['toonfarm.shotlist'] }}",
                     "shot": "{{ event.resource['toonfarm.shot'] }}",
+                    "trigger": "keyframe-change",
                 },
             )
         ],

@@ -20,7 +20,7 @@ Repository functions: keyword-only, `session` first, never commit. The caller ow
     publish_version, drop_version, settle_dead_runs    placing -> published, or taken back (crash safety)
     finished_quality, record_decisions                 the QA policy's view of renders, and its decisions
     shot_history, newest_version, lineage              detached snapshots (shot_db.records)
-    begin_batch, count_batch, finish_batch
+    begin_batch, count_batch, finish_batch, latest_batches   a batch's row, its shots and cost
 
 Models live in `shot_db.models`, input and output records in `shot_db.records`. Errors: ShotDBError (a
 caller's bug), ShotDBUsageError (what a user asked cannot be answered), ShotDBUnavailable (transient).
@@ -28,7 +28,7 @@ caller's bug), ShotDBUsageError (what a user asked cannot be answered), ShotDBUn
 
 from sqlalchemy.orm import Session
 
-from shot_db._batches import begin_batch, count_batch, finish_batch
+from shot_db._batches import begin_batch, count_batch, finish_batch, latest_batches
 from shot_db._bulk import check_claims, claim_renders, record_outcome, record_outcomes, upsert_keyframes
 from shot_db._catalog import resolve_shot, upsert_keyframe, upsert_shot
 from shot_db._engine import default_url, make_engine, make_sessionmaker
@@ -60,6 +60,7 @@ __all__ = [
     "find_finished_render",
     "finished_quality",
     "finish_batch",
+    "latest_batches",
     "head_revision",
     "latest_version",
     "lineage",

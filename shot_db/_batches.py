@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from shot_db import _checks as check
 from shot_db._errors import ShotDBError
-from shot_db.models import BatchRun, BatchStatus
+from shot_db.models import BatchRun, BatchShot, BatchStatus
 from shot_db.models._base import utcnow
+from shot_db.records import BatchInfo, BatchShotInfo, BatchShotRecord
 
 
 def begin_batch(
@@ -19,10 +21,13 @@ def begin_batch(
     flow_run_id: str,
     flow_name: str,
     shot_list_path: str | os.PathLike[str] | None = None,
+    name: str | None = None,
+    trigger: str | None = None,
     owner: str | None = None,
 ) -> BatchRun:
     """The flow run's batch row, created as running by `owner` (the process running it); a retried flow
-    run reopens its row, counts kept."""
+    run reopens its row, counts kept. `name` is the flow run's, `trigger` what started it (cli, nightly,
+    keyframe-change)."""
     stmt = select(BatchRun).where(BatchRun.flow_run_id == check.short_text(flow_run_id, "flow_run_id", max_len=64))
     path = check.path(shot_list_path, "batch shot_list_path") if shot_list_path is not None else None
     batch = check.locked(session, stmt)
@@ -32,6 +37,8 @@ def begin_batch(
             flow_name=check.short_text(flow_name, "batch flow_name", max_len=128),
             shot_list_path=path,
             status=BatchStatus.running,
+            name=check.short_text(name, "batch name", max_len=255) if name else None,
+            trigger=check.short_text(trigger, "batch trigger", max_len=32) if trigger else None,
             owner=owner,
         )
         batch = check.insert_or_get(session, row, stmt)
@@ -57,15 +64,52 @@ def count_batch(
     return batch
 
 
-def finish_batch(*, session: Session, flow_run_id: str, status: BatchStatus = BatchStatus.finished) -> BatchRun:
-    """Close the batch as finished or failed, stamping its finish time."""
+def finish_batch(
+    *,
+    session: Session,
+    flow_run_id: str,
+    status: BatchStatus = BatchStatus.finished,
+    shots: Sequence[BatchShotRecord] = (),
+    worker_seconds: float = 0.0,
+    gpu_seconds: float = 0.0,
+) -> BatchRun:
+    """Close the batch as finished or failed, stamping its finish time, with how each of its `shots`
+    ended and what its renders cost (added: a retried flow run adds its second run's)."""
     status = BatchStatus(status)
     if status is BatchStatus.running:
         raise ShotDBError(f"batch {flow_run_id} status: a batch finishes as 'finished' or 'failed', not 'running'")
     batch = _batch(session, flow_run_id)
     batch.status, batch.finished_at = status, utcnow()
+    batch.worker_seconds += check.not_negative(worker_seconds, f"batch {flow_run_id} worker_seconds")
+    batch.gpu_seconds += check.not_negative(gpu_seconds, f"batch {flow_run_id} gpu_seconds")
+    ended = {s.shot: s for s in session.scalars(select(BatchShot).where(BatchShot.batch_id == batch.id))}
+    for i, shot in enumerate(shots):
+        label = f"batch {flow_run_id} shots[{i}]"
+        row = ended.get(shot.shot) or BatchShot(batch_id=batch.id, shot=check.short_text(shot.shot, label, max_len=255))
+        for name in ("status", "version", "frames", "rendered", "reused", "failed", "video", "error"):
+            setattr(row, name, getattr(shot, name))
+        row.position = i
+        row.worker_seconds = check.not_negative(shot.worker_seconds, f"{label} worker_seconds")
+        row.gpu_seconds = check.not_negative(shot.gpu_seconds, f"{label} gpu_seconds")
+        session.add(row)
     session.flush()
     return batch
+
+
+def latest_batches(*, session: Session, limit: int = 10) -> tuple[BatchInfo, ...]:
+    """The `limit` most recently started batches, newest first, each with its shots."""
+    rows = session.scalars(
+        select(BatchRun).order_by(BatchRun.started_at.desc()).limit(limit).options(selectinload(BatchRun.shots))
+    ).all()
+    return tuple(
+        BatchInfo(
+            b.flow_run_id, b.flow_name, b.name, b.trigger, b.shot_list_path, b.status.value, b.started_at,
+            b.finished_at, b.rendered, b.reused, b.failed, b.worker_seconds, b.gpu_seconds,
+            tuple(BatchShotInfo(s.shot, s.status, s.version, s.frames, s.rendered, s.reused, s.failed,
+                                s.worker_seconds, s.gpu_seconds, s.video, s.error) for s in b.shots),
+        )
+        for b in rows
+    )  # fmt: skip
 
 
 def _batch(session: Session, flow_run_id: str) -> BatchRun:

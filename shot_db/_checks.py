@@ -52,6 +52,13 @@ def positive(value: float, field: str) -> float:
     return float(value)
 
 
+def not_negative(value: float, field: str) -> float:
+    """A finite number >= 0."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise ShotDBError(f"{field}: {value!r} must be a finite number >= 0")
+    return float(value)
+
+
 def aware(value: datetime, field: str) -> datetime:
     """A timezone-aware datetime."""
     if not isinstance(value, datetime) or value.tzinfo is None:

@@ -125,7 +125,7 @@ def _version_info(v: ShotVersion, chosen: dict[uuid.UUID, QADecisionInfo]) -> Ve
     return _copy(
         VersionInfo, v, show=v.shot.show, sequence=v.shot.sequence, code=v.shot.code,
         renders=tuple(_render_info(p, chosen.get(p.render_id)) for p in v.renders),
-        keyframes=tuple(_keyframe_info(k.keyframe, k.frame) for k in v.keyframes),
+        keyframes=tuple(_keyframe_info(k.keyframe, k.frame, k.origin) for k in v.keyframes),
         outputs=tuple(_output_file(o) for o in v.outputs),
     )
 
@@ -148,8 +148,8 @@ def _attempt_info(a: RenderAttempt) -> AttemptInfo:
     return _copy(AttemptInfo, a, ok=a.status is AttemptStatus.ok)
 
 
-def _keyframe_info(k: Keyframe, frame: int | None) -> KeyframeInfo:
-    return _copy(KeyframeInfo, k, frame=frame)
+def _keyframe_info(k: Keyframe, frame: int | None, origin: str | None = None) -> KeyframeInfo:
+    return _copy(KeyframeInfo, k, frame=frame, origin=origin)
 
 
 def _frame_info(f: ShotVersionFrame, render_key: str | None) -> FrameInfo:

@@ -114,11 +114,13 @@ def settle(
             render_id=render.id, attempt=i, worker=check.short_text(a.worker, "attempt worker", max_len=128),
             node=check.short_text(a.node, "attempt node", max_len=128), started_at=a.started_at,
             finished_at=a.finished_at, status=AttemptStatus.ok if a.error is None else AttemptStatus.failed,
-            error=a.error, model_loads=a.model_loads, flow_run_id=flow_run_id,
+            error=a.error, model_loads=a.model_loads, flow_run_id=flow_run_id, host=_host(a.host, label),
+            gpus=check.not_negative(a.gpus, f"{label} attempt gpus"),
         ))
     final = o.attempts[-1] if o.attempts else None
     if final is not None:
         render.worker, render.node = final.worker, final.node
+        render.host, render.gpus = _host(final.host, label), final.gpus
     if o.error is not None:
         render.status = RenderStatus.failed
         render.error = check.short_text(o.error, f"{label} error", max_len=100_000)
@@ -162,6 +164,10 @@ def spec_values(spec: RenderSpec) -> dict[str, Any]:
             [float(t), check.sha256(h, f"{label} sketch_hashes[{i}]")] for i, (t, h) in enumerate(spec.sketch_hashes)
         ],
     }
+
+
+def _host(host: str | None, label: str) -> str | None:
+    return check.short_text(host, f"{label} attempt host", max_len=255) if host else None
 
 
 def _short(value: str, field: str) -> str:

@@ -34,6 +34,7 @@ from shot_db.models import (
     ShotVersionRender,
     VersionStatus,
 )
+from shot_db.models._base import PATH_LEN
 from shot_db.models.version import KIND_LEN
 from shot_db.records import NewVersion, OutputFile, OutputFrame, VersionOutputs, VersionPair
 
@@ -62,12 +63,14 @@ def create_version(
     fps: float | None = None,
     settings: Mapping[str, Any] | None = None,
     flow_run_id: str | None = None,
+    origins: Mapping[int, str] | None = None,
     owner: str | None = None,
     first_free: int = 1,
 ) -> NewVersion:
     """Record the shot's next version, or return the latest one unchanged if it has this assembly key.
 
-    `renders` are the finished renders in pair order, `keyframes` maps frame index -> pixel hash.
+    `renders` are the finished renders in pair order, `keyframes` maps frame index -> pixel hash, and
+    `origins` frame index -> the file each drawing was read from.
     `outputs` may be a function of the new version number (called only when a version is created,
     while the shot is locked), so output paths such as .../v003/ can name the number they got.
     With an `owner` the version starts as placing, owned by that process. The number is at least
@@ -108,7 +111,10 @@ def create_version(
             ShotVersionRender(position=i, render_id=by_key[p.render_key].id, frame_a=p.frame_a, frame_b=p.frame_b)
             for i, p in enumerate(renders)
         ],
-        keyframes=[ShotVersionKeyframe(frame=f, keyframe_hash=h) for f, h in sorted(keyframes.items())],
+        keyframes=[
+            ShotVersionKeyframe(frame=f, keyframe_hash=h, origin=_origin((origins or {}).get(f), f, label))
+            for f, h in sorted(keyframes.items())
+        ],
         frames=frames,
         outputs=files,
     )
@@ -137,6 +143,10 @@ def drop_version(*, session: Session, version_id: uuid.UUID) -> None:
         session.execute(delete(child).where(child.version_id == version_id))
     session.delete(version)
     session.flush()
+
+
+def _origin(origin: str | None, frame: int, label: str) -> str | None:
+    return check.short_text(origin, f"{label} origins[{frame}]", max_len=PATH_LEN) if origin else None
 
 
 def _finished_renders(session: Session, pairs: Sequence[VersionPair], label: str) -> dict[str, Render]:

@@ -110,6 +110,25 @@ class AttemptRecord:
     finished_at: datetime
     error: str | None = None
     model_loads: int = 0
+    host: str | None = None  # the worker machine's host name
+    gpus: float = 0.0  # GPUs the worker held
+
+
+@dataclass(frozen=True)
+class BatchShotRecord:
+    """How one shot of a batch ended, as the batch reports it."""
+
+    shot: str  # show/sequence/code
+    status: str  # new-version, unchanged, failed
+    version: int | None = None
+    frames: int = 0
+    rendered: int = 0
+    reused: int = 0
+    failed: int = 0
+    worker_seconds: float = 0.0
+    gpu_seconds: float = 0.0
+    video: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +186,7 @@ class KeyframeInfo:
     width: int
     height: int
     frame: int | None = None
+    origin: str | None = None  # the file it was drawn in (a video's frame, an image), as the version used it
 
 
 @dataclass(frozen=True)
@@ -182,6 +202,8 @@ class AttemptInfo:
     error: str | None
     model_loads: int
     flow_run_id: str | None
+    host: str | None = None
+    gpus: float | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +261,13 @@ class RenderInfo:
     flow_run_id: str | None
     attempts: tuple[AttemptInfo, ...]
     qa: QADecisionInfo | None = None  # the latest quality decision that chose this render, if any
+    host: str | None = None  # the worker machine's host name (None: recorded before revision 0005)
+    gpus: float | None = None
+
+    @property
+    def worker_seconds(self) -> float:
+        """What the render cost: the time of every attempt, failed ones too."""
+        return sum((a.finished_at - a.started_at).total_seconds() for a in self.attempts)
 
 
 @dataclass(frozen=True)
@@ -296,3 +325,40 @@ class Lineage:
         """The held keyframe this frame shows, if it is one."""
         key = self.frame.keyframe_hash if self.frame else None
         return next((k for k in self.version.keyframes if k.pixel_hash == key), None)
+
+
+@dataclass(frozen=True)
+class BatchShotInfo:
+    """One shot of a batch as it ended."""
+
+    shot: str
+    status: str
+    version: int | None
+    frames: int
+    rendered: int
+    reused: int
+    failed: int
+    worker_seconds: float
+    gpu_seconds: float
+    video: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """A batch run and its shots."""
+
+    flow_run_id: str
+    flow_name: str
+    name: str | None
+    trigger: str | None
+    shot_list_path: str | None
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    rendered: int
+    reused: int
+    failed: int
+    worker_seconds: float
+    gpu_seconds: float
+    shots: tuple[BatchShotInfo, ...]

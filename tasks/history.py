@@ -7,9 +7,14 @@ from pathlib import Path
 
 import shot_db
 from shot_db import ShotDB
-from shot_db.records import Lineage, VersionInfo
+from shot_db.records import BatchInfo, Lineage, VersionInfo
 from tasks.record import transaction
 from tooncrafter_model.errors import UserError
+
+
+def cost(worker_seconds: float, gpus: float) -> str:
+    """Render time as producers budget it: GPU-seconds where the workers hold GPUs, else worker-seconds."""
+    return f"{worker_seconds * gpus:.1f} GPU-s" if gpus > 0 else f"{worker_seconds:.1f} worker-s"
 
 
 class UnknownOutput(UserError):
@@ -39,3 +44,9 @@ def lineage_of(db: ShotDB, target: str | os.PathLike[str]) -> tuple[Lineage, ...
     if not found:
         raise UnknownOutput(f"{target}: not an output the shot DB has recorded")
     return found
+
+
+def latest_batches(db: ShotDB, limit: int = 10) -> tuple[BatchInfo, ...]:
+    """The `limit` latest batches, newest first, with how each of their shots ended."""
+    with transaction(db) as s:
+        return shot_db.latest_batches(session=s, limit=limit)

@@ -21,6 +21,7 @@ from shot_db import ShotDB
 from shot_db.models import ShotVersion
 from shot_db.records import OutputFile, OutputFrame, VersionOutputs, VersionPair
 from tasks.assemble import ShotOutputs, assemble_shot, parse_fps
+from tasks.contact import SHEET_NAME, THUMB_NAME, SheetFrame, write_previews
 from tasks.colour import Stylize, lut_hash, stylize_identity
 from tasks.deliver import assembly_output, build, deliverable_class, video_of
 from tasks.detect import InbetweenSlot, frame_layout
@@ -34,6 +35,7 @@ from tasks.testhook import pause_at
 from tooncrafter_model.errors import ToonfarmError
 from tooncrafter_model.store import (
     SIDECAR,
+    previews_folder,
     shot_folder,
     staging_folders,
     version_file,
@@ -61,6 +63,9 @@ class ShotOutcome:
     sidecar: str | None = None
     outputs: tuple[OutputFile, ...] = ()  # every deliverable of the version
     qa: tuple[PairQA, ...] = ()  # pairs the quality policy decided (tasks/qa.py), for the dashboard
+    worker_seconds: float = 0.0  # the render time this batch spent on the shot's pairs, every attempt
+    sheet: str | None = None  # the version's contact sheet and thumbnail (tasks/contact.py), when written
+    thumbnail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,9 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
         row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
         latest = shot_db.latest_version(session=s, shot=row)
         if latest is not None and latest.assembly_key == akey:
-            return _outcome(done, "unchanged", version=latest.number, outputs=_files(latest), frames=latest.frame_count)
+            return _outcome(done, "unchanged", version=latest.number, outputs=_files(latest), frames=latest.frame_count,
+                            folder=version_folder(shot_folder(shot.output or settings.output_root, shot.show,
+                                                              shot.sequence, shot.code), latest.number))
         made_by: dict[str, dict[str, Any]] = {}
         for p in done.work.pairs:
             r = shot_db.find_finished_render(session=s, render_key=p.render_key)
@@ -143,6 +150,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
                 session=s, shot=row, assembly_key=akey,
                 renders=[VersionPair(p.render_key, plan.pairs[p.index].a, plan.pairs[p.index].b) for p in done.work.pairs],
                 keyframes={k.frame: k.pixel_hash for k in plan.keyframes}, outputs=named, fps=float(fps),
+                origins={k.frame: k.origin for k in plan.keyframes if k.origin},
                 settings={"lut": str(shot.lut) if shot.lut else None, "lut_sha256": lut_sha, "deliver": deliver,
                           "colour": colour_record},
                 flow_run_id=flow_run_id, owner=owner.token, first_free=max(version_numbers(folder), default=0) + 1,
@@ -151,7 +159,8 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
             sidecar = new.version.sidecar_path
             files = _files(new.version)
         if not created:  # another batch published this very assembly meanwhile
-            return _outcome(done, "unchanged", version=version, outputs=files, frames=outputs.frame_count, sidecar=sidecar)
+            return _outcome(done, "unchanged", version=version, outputs=files, frames=outputs.frame_count, sidecar=sidecar,
+                            folder=Path(sidecar).parent)
         pause_at("reserved")
         final = version_folder(folder, version)
         try:
@@ -161,6 +170,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
                 done, sources, outputs, named(version).outputs, final, version, akey, lut_sha, flow_run_id, deliver, made_by
             )
             write_json(staging / SIDECAR, {**record, "colour": colour_record})
+            _write_previews(outputs, sources, staging, f"{shot.code} {version_name(version)}")
             os.rename(staging, final)
         except BaseException:
             with transaction(db) as s:  # the folder never got into place: the number is free again
@@ -175,7 +185,8 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
                             "the next run marks it") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return _outcome(done, "new-version", version=version, outputs=files, frames=outputs.frame_count, sidecar=sidecar)
+    return _outcome(done, "new-version", version=version, outputs=files, frames=outputs.frame_count, sidecar=sidecar,
+                    folder=final)
 
 
 def sweep_staging(folders: Iterable[Path]) -> list[Path]:
@@ -218,9 +229,25 @@ def _outcome(
     frames: int = 0,
     errors: tuple[str, ...] = (),
     sidecar: str | None = None,
+    folder: Path | None = None,
 ) -> ShotOutcome:
+    pictures = previews_folder(folder) if folder else None
+    sheet, thumb = ((pictures / name) if pictures else None for name in (SHEET_NAME, THUMB_NAME))
     return ShotOutcome(done.work.shot_id, status, version, video_of(outputs), frames, done.rendered, done.reused,
-                       done.failed, errors, sidecar, outputs, done.qa)  # fmt: skip
+                       done.failed, errors, sidecar, outputs, done.qa, done.worker_seconds,
+                       str(sheet) if sheet and sheet.is_file() else None,
+                       str(thumb) if thumb and thumb.is_file() else None)  # fmt: skip
+
+
+def _write_previews(outputs: ShotOutputs, sources: list[_Source], folder: Path, title: str) -> None:
+    """The version's contact sheet and thumbnail (tasks/contact.py), from its assembled PNGs (else its
+    sources, before colour). A picture for the dashboard: a disk that refuses it leaves the version whole."""
+    paths = outputs.frame_files or tuple(Path(s.path) for s in sources)
+    frames = [SheetFrame(Path(p), i, s.render_key is not None) for i, (p, s) in enumerate(zip(paths, sources, strict=True), 1)]
+    try:
+        write_previews(frames, previews_folder(folder), title=title)
+    except (OSError, ValueError):
+        shutil.rmtree(previews_folder(folder), ignore_errors=True)
 
 
 def _provenance(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import shot_db
 from shot_db import Session, ShotDB
 from shot_db.models import BatchStatus
-from shot_db.records import AttemptRecord, KeyframeRecord, RenderClaim, RenderOutcome, RenderSpec
+from shot_db.records import AttemptRecord, BatchShotRecord, KeyframeRecord, RenderClaim, RenderOutcome, RenderSpec
 from tasks.owner import is_dead, this_process
 from tasks.testhook import pause_at
 from tooncrafter_model.errors import TransientError, UserError, one_line
@@ -23,6 +23,7 @@ from tooncrafter_model.errors import TransientError, UserError, one_line
 if TYPE_CHECKING:  # the CLI's history commands use this module without starting the farm's imports (Ray)
     from cluster import PairResult
     from tasks.render import PairWork, ShotWork
+    from tasks.report import BatchReport
 
 
 class ShotDBUnreachable(TransientError):
@@ -123,7 +124,8 @@ def _outcome(result: PairResult) -> RenderOutcome:
     # Times come from several machines' wall clocks; a clock stepped back mid-pair must not make the shot
     # DB refuse the whole batch's results, so a finish is never recorded before its start.
     attempts = tuple(
-        AttemptRecord(a.worker, a.node, _utc(a.started_at), _utc(max(a.finished_at, a.started_at)), a.error, a.model_loads)
+        AttemptRecord(a.worker, a.node, _utc(a.started_at), _utc(max(a.finished_at, a.started_at)), a.error,
+                      a.model_loads, a.host or None, a.gpus)  # fmt: skip
         for a in result.attempts
     )
     if result.ok:
@@ -153,11 +155,13 @@ class ResultRecorder:
         pause_at("rendering")
 
 
-def begin_batch(db: ShotDB, flow_run_id: str, flow_name: str, shotlist: str | None) -> None:
+def begin_batch(
+    db: ShotDB, flow_run_id: str, flow_name: str, shotlist: str | None, name: str | None = None, trigger: str | None = None
+) -> None:
     """Open the batch row of this flow run, owned by this process."""
     with transaction(db) as s:
         shot_db.begin_batch(session=s, flow_run_id=flow_run_id, flow_name=flow_name, shot_list_path=shotlist,
-                            owner=this_process().token)
+                            name=name, trigger=trigger, owner=this_process().token)  # fmt: skip
 
 
 def settle_dead_runs(db: ShotDB) -> shot_db.Settled:
@@ -168,9 +172,19 @@ def settle_dead_runs(db: ShotDB) -> shot_db.Settled:
         return shot_db.settle_dead_runs(session=s, is_dead=is_dead, in_place=lambda sidecar: Path(sidecar).is_file())
 
 
-def finish_batch(db: ShotDB, flow_run_id: str, rendered: int, reused: int, failed: int, ok: bool) -> None:
-    """Add the batch's pair counts and close it as finished or failed."""
+def finish_batch(db: ShotDB, flow_run_id: str, batch: BatchReport) -> None:
+    """Add the batch's pair counts and cost, record how each shot ended, and close it as finished or failed."""
+    gpus = batch.gpus
+    failures = dict(batch.failures)
+    shots = [
+        BatchShotRecord(o.shot_id, o.status, o.version, o.frame_count, o.rendered, o.reused, o.failed,
+                        o.worker_seconds, o.worker_seconds * gpus, o.mp4, failures.get(o.shot_id))
+        for o in batch.outcomes
+    ] + [BatchShotRecord(shot_id, "failed", error=failures[shot_id]) for shot_id, _ in batch.unplanned]  # fmt: skip
     with transaction(db) as s:
-        shot_db.count_batch(session=s, flow_run_id=flow_run_id, rendered=rendered, reused=reused, failed=failed)
-        status = BatchStatus.finished if ok else BatchStatus.failed
-        shot_db.finish_batch(session=s, flow_run_id=flow_run_id, status=status)
+        shot_db.count_batch(session=s, flow_run_id=flow_run_id, rendered=batch.rendered, reused=batch.reused,
+                            failed=batch.failed)  # fmt: skip
+        shot_db.finish_batch(
+            session=s, flow_run_id=flow_run_id, status=BatchStatus.finished if batch.ok else BatchStatus.failed,
+            shots=shots, worker_seconds=batch.worker_seconds, gpu_seconds=batch.worker_seconds * gpus,
+        )

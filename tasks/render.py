@@ -93,6 +93,7 @@ class ShotRenders:
     reused: int = 0
     failed: int = 0
     qa: tuple[PairQA, ...] = ()
+    worker_seconds: float = 0.0  # every attempt of the renders it asked for first, failed and retried ones too
 
     @property
     def ok(self) -> bool:
@@ -205,6 +206,11 @@ def plan_work(
     return [replace(work, pairs=tuple(current[(w, i)] for i in range(len(work.pairs)))) for w, work in enumerate(works)], failed
 
 
+def worker_seconds(result: PairResult) -> float:
+    """What a pair cost the farm: the time its workers spent on it, every attempt (a failed one too)."""
+    return sum(max(0.0, a.finished_at - a.started_at) for a in result.attempts)
+
+
 def pool_configs(settings: Settings, backend: str) -> tuple[PoolConfig, WorkerConfig]:
     """The pool and worker configs for one backend, booked from the settings."""
     spec = backend_spec(backend)
@@ -235,6 +241,7 @@ def render_shots(
     on_result: Callable[[PairResult], None],
     flush: Callable[[], None],
     qa: QAHooks | None = None,
+    on_step: Callable[[str, int, int], None] | None = None,
 ) -> Iterator[ShotRenders]:
     """Render every job of `works`, yielding each shot as soon as all its pairs have settled.
 
@@ -242,8 +249,8 @@ def render_shots(
     flagged pair's next try joins the queue as soon as its result is seen (on the same pool, or on its
     backend's pool after this one). `on_result` sees every pair result (to record it); `qa.claim` sees a
     try before it is queued; `flush` runs before a shot is yielded, so its renders are committed before
-    anything assembles them, then `qa.settled` records its decisions. Shots with nothing to render come
-    first.
+    anything assembles them, then `qa.settled` records its decisions. `on_step(render key, step, steps)`
+    hears a long pair's sampling steps as its worker reports them. Shots with nothing to render come first.
     """
     tries = _Tries(settings)
     state = {w.shot_id: ShotRenders(w) for w in works}
@@ -284,6 +291,7 @@ def render_shots(
     def on_pair(result: PairResult, backend: str, pool: ActorPool) -> Iterator[ShotRenders]:
         for n, (shot_id, pos) in enumerate(waiting.pop(result.job.render_key)):
             shot, take = state[shot_id], current[shot_id][pos]
+            shot.worker_seconds += worker_seconds(result) if n == 0 else 0.0
             if not result.ok:
                 pair = shot.work.plan.pairs[take.index]
                 shot.errors.append(f"{shot_id} pair {pair.a}->{pair.b}: {result.error}")
@@ -317,7 +325,7 @@ def render_shots(
         while queued:  # one pool per backend at a time; a fallback's pool comes after the pools it falls back from
             backend, by_key = queued.popitem()
             pool_cfg, worker_cfg = pool_configs(settings, backend)
-            pool = ActorPool(pool_cfg, worker_cfg)
+            pool = ActorPool(pool_cfg, worker_cfg, on_step=on_step)
             try:
                 pool.start()
             except PoolStartError as exc:  # this backend's pairs fail with the reason; other backends go on

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tasks.history import cost
 from tasks.publish import ShotOutcome
 from tasks.qa import qa_markdown
-from tooncrafter_model.store import version_name
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class BatchReport:
     flow_run_id: str | None = None
     seconds: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
+    gpus: float = 0.0  # GPUs each worker held: its worker-seconds are GPU-seconds times this
 
     @property
     def rendered(self) -> int:
@@ -41,39 +42,50 @@ class BatchReport:
         return [e for _, e in self.unplanned] + [e for o in self.outcomes for e in o.errors]
 
     @property
+    def failures(self) -> list[tuple[str, str]]:
+        """(shot id, why) for every failed shot: the first line of the first error it met (naming the file and
+        the field, or the shot and the pair)."""
+        failed = [(o.shot_id, o.errors[0] if o.errors else "failed") for o in self.outcomes if o.status == "failed"]
+        return [(s, _first_line(e)) for s, e in [*self.unplanned, *failed]]
+
+    @property
+    def worker_seconds(self) -> float:
+        return sum(o.worker_seconds for o in self.outcomes)
+
+    @property
     def summary(self) -> str:
+        """The pair counts: `rendered N pairs, reused M, failed K`."""
         return f"rendered {self.rendered} pairs, reused {self.reused}, failed {self.failed}"
 
+    @property
+    def shot_counts(self) -> str:
+        new = sum(o.status == "new-version" for o in self.outcomes)
+        unchanged = sum(o.status == "unchanged" for o in self.outcomes)
+        return f"{new} shots new, {unchanged} unchanged, {len(self.failures)} failed"
 
-def report_rows(batch: BatchReport) -> list[dict[str, object]]:
-    """One row per shot, for a Prefect table artifact."""
-    rows: list[dict[str, object]] = [
-        {
-            "shot": o.shot_id,
-            "status": o.status,
-            "version": version_name(o.version) if o.version else "",
-            "frames": o.frame_count,
-            "rendered": o.rendered,
-            "reused": o.reused,
-            "failed": o.failed,
-            "output": o.mp4 or "",
-            "error": "; ".join(o.errors),
-        }
-        for o in batch.outcomes
-    ]
-    rows += [{"shot": s, "status": "failed", "version": "", "frames": 0, "rendered": 0, "reused": 0, "failed": 0,
-              "output": "", "error": e} for s, e in batch.unplanned]
-    return rows
+    @property
+    def summary_line(self) -> str:
+        """What the CLI ends with: `3 shots new, 1 unchanged, 1 failed; rendered N pairs, reused M, failed K;
+        12.5 worker-s`."""
+        return f"{self.shot_counts}; {self.summary}; {cost(self.worker_seconds, self.gpus)}"
+
+    @property
+    def state_message(self) -> str:
+        """The flow run's state message: the summary line, then one line per failed shot (punctuated to read
+        right where the UI folds the lines into one)."""
+        failed = [f"- {s}: {why.removeprefix(f'{s}: ')}" for s, why in self.failures]
+        return "\n".join([f"{self.summary_line}. Failed shots:", *failed] if failed else [self.summary_line])
+
+
+def _first_line(error: str) -> str:
+    return error.strip().splitlines()[0] if error.strip() else "failed"
 
 
 def report_markdown(batch: BatchReport) -> str:
     """A short markdown summary: the counts line, then the errors, if any."""
-    lines = [f"## Batch: {batch.summary}", ""]
-    new = [o for o in batch.outcomes if o.status == "new-version"]
-    lines.append(f"{len(new)} new versions, {sum(o.status == 'unchanged' for o in batch.outcomes)} unchanged, "
-                 f"{sum(o.status == 'failed' for o in batch.outcomes) + len(batch.unplanned)} failed shots.")
-    if batch.errors:
-        lines += ["", "### Errors", *[f"- {e}" for e in batch.errors]]
+    lines = [f"## Batch: {batch.summary_line}", ""]
+    if batch.failures:
+        lines += ["### Failed shots", *[f"- **{s}**: {why}" for s, why in batch.failures]]
     flagged = [line for o in batch.outcomes for line in qa_markdown(o.shot_id, o.qa)]
     if flagged:
         lines += ["", "### Quality: flagged pairs", "", *flagged]

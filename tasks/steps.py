@@ -14,7 +14,7 @@ from typing import Any
 
 from prefect import State, Task, get_run_logger, task
 from prefect.client.schemas.objects import TaskRun
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
@@ -25,7 +25,8 @@ from tasks.publish import ShotOutcome, publish_shot, sweep_staging
 from tasks.qa import QALog
 from tasks.record import ResultRecorder, finished_renders, record_plans, settle_dead_runs
 from tasks.render import ShotRenders, ShotWork, plan_work, render_shots
-from tasks.report import BatchReport, report_markdown, report_rows
+from tasks.dashboard import Dashboard, artifact_key
+from tasks.report import BatchReport, report_markdown
 from tasks.settings import Limits, Settings
 from tasks.shotlist import Shot, load_shotlist
 from tasks.testhook import pause_at
@@ -91,24 +92,25 @@ def _transient(task: Task[..., object], run: TaskRun, state: State[object]) -> b
     name="publish", task_run_name="publish {done.work.plan.shot.id}", cache_policy=NO_CACHE,
     retries=1, retry_delay_seconds=2, retry_condition_fn=_transient,
 )
-def publish(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id: str | None) -> ShotOutcome:
-    """Assemble, stylize and record a new version of a shot whose pairs are all done."""
+def publish(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id: str | None, board: Dashboard) -> ShotOutcome:
+    """Assemble, stylize and record a new version of a shot whose pairs are all done; show it on the dashboard."""
     outcome = publish_shot(db, done, settings, flow_run_id)
-    for error in outcome.errors:
-        get_run_logger().error(error)
+    board.published(outcome)
     progress.debug("published", extra={"toonfarm": {"event": "published", "shot": outcome.shot_id, "status": outcome.status}})
     return outcome
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def report(batch: BatchReport) -> BatchReport:
-    """Publish the batch's results as Prefect artifacts for the producer dashboard."""
-    create_table_artifact(key="batch-shots", table=report_rows(batch), description="Shots of this batch")
-    create_markdown_artifact(key="batch-summary", markdown=report_markdown(batch), description=batch.summary)
+def report(batch: BatchReport, sequences: list[str]) -> BatchReport:
+    """The batch's summary as a markdown artifact, keyed by its sequences (`summary-<show>-<sequence>`)."""
+    create_markdown_artifact(key=artifact_key("summary", *sequences), markdown=report_markdown(batch),
+                             description=batch.summary_line)  # fmt: skip
     return batch
 
 
-def render(works: list[ShotWork], settings: Settings, db: ShotDB, flow_run_id: str | None) -> Iterator[ShotRenders]:
+def render(
+    works: list[ShotWork], settings: Settings, db: ShotDB, flow_run_id: str | None, board: Dashboard
+) -> Iterator[ShotRenders]:
     """Render every pair on the actor pool; yields each shot once all its pairs have settled.
 
     A generator, not a task: it holds the Ray pool open while the flow publishes finished shots.
@@ -117,15 +119,18 @@ def render(works: list[ShotWork], settings: Settings, db: ShotDB, flow_run_id: s
     total = sum(len(w.jobs) for w in works)
     progress.debug("rendering", extra={"toonfarm": {"event": "rendering", "pairs": total, "shots": len(works)}})
 
+    board.rendering()
+
     def on_result(result: PairResult) -> None:
         recorder.add(result)
         progress.debug("pair", extra={"toonfarm": {"event": "pair", "shot": result.job.shot, "ok": result.ok}})
+        board.pair_done(result.job.render_key)
 
-    yield from render_shots(works, settings, on_result, recorder.flush, QALog(db, flow_run_id))
+    yield from render_shots(works, settings, on_result, recorder.flush, QALog(db, flow_run_id), board.pair_step)
     recorder.flush()
 
 
-def collect(published: list[tuple[ShotRenders, PrefectFuture[ShotOutcome]]]) -> list[ShotOutcome]:
+def collect(published: list[tuple[ShotRenders, PrefectFuture[ShotOutcome]]], board: Dashboard) -> list[ShotOutcome]:
     """Wait for every publish; a publish that raised becomes a failed outcome naming the error."""
     outcomes = []
     for done, future in published:
@@ -134,5 +139,7 @@ def collect(published: list[tuple[ShotRenders, PrefectFuture[ShotOutcome]]]) -> 
         except Exception as exc:  # one shot's bad LUT or media must not lose the others' results
             shot_id = done.work.shot_id
             outcomes.append(ShotOutcome(shot_id, "failed", rendered=done.rendered, reused=done.reused,
-                                        failed=done.failed, errors=(f"{shot_id}: {one_line(exc)}",)))
+                                        failed=done.failed, errors=(f"{shot_id}: {one_line(exc)}",),
+                                        worker_seconds=done.worker_seconds))
+            board.published(outcomes[-1])
     return outcomes

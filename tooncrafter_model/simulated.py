@@ -85,7 +85,7 @@ class SimulatedGPUBackend(Interpolator):
     # neither does the key.
 
     def render(self, request: Request) -> Frames:
-        """Sleep as if rendering, then cross-fade; misbehave instead when a targeted fault fires."""
+        """Sleep as if rendering, frame by frame, cross-fading; misbehave instead when a targeted fault fires."""
         frame_a, seed = request.frame_a, request.seed
         defect = _defect(request.params, seed)
         fault = self.fault if self.fault and self._fault_fires(seed) else None
@@ -93,13 +93,15 @@ class SimulatedGPUBackend(Interpolator):
             os._exit(1)
         if fault == "hang":
             time.sleep(self.hang_s)
-        time.sleep(self.seconds)
+        if fault in ("nan", "raise"):
+            time.sleep(self.seconds)  # fails at the end, as a sampler's decode does
         if fault == "nan":
             raise ValueError(f"simulated-gpu: non-finite values in the decoded frames (injected, seed {seed})")
         if fault == "raise":
             raise RuntimeError(f"simulated-gpu: injected failure (seed {seed})")
         out = Frames(meta={"backend": self.name, "simulated": True, "device": self.device, "seconds": self.seconds})
         for i, t in enumerate(request.times, 1):
+            time.sleep(self.seconds / len(request.times))  # frame by frame, as a sampler reports its steps
             if fault == "black":
                 frame = np.zeros_like(frame_a)
             elif fault == "identity":

@@ -130,6 +130,12 @@ def staging_folders(shot: Path) -> list[tuple[Path, str]]:
     return [(shot / n, n.lstrip(".")[len(STAGING) - 1 :].split(".", 1)[0].rpartition("-")[0]) for n in found]
 
 
+def previews_folder(version: Path) -> Path:
+    """Where a version's dashboard pictures (contact sheet, thumbnail) live: inside the version folder, so
+    they are written and removed with it, and the preview server can serve them."""
+    return version / "preview"
+
+
 def version_file(code: str, number: int, suffix: str) -> str:
     """A version's file named by its version, e.g. `sh010_v003.mp4`: it keeps saying which take it is
     wherever it is copied to (an editor's bin, a review tool)."""

@@ -86,8 +86,14 @@ def runtime_defaults(*, verbose: bool = False) -> None:
     # The serverless API starts in 8-18 s on an idle machine; Prefect gives it 20 s, so a busy node
     # (another batch, a model loading) failed whole runs before they began.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    if not verbose:
+    # A run's story goes to its Logs tab at INFO (the API handler) whatever the terminal shows.
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL", "INFO")
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "INFO")
+    if not (verbose or os.environ.get("TOONFARM_DEBUG")):
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        # The terminal has its progress bars and one line per failed shot: a failed shot's task traceback
+        # (25 lines) and the run's story stay in the UI; --verbose or TOONFARM_DEBUG=1 shows them here too.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
         os.environ.setdefault("RAY_LOG_TO_DRIVER", "0")
         os.environ.setdefault("RAY_LOGGER_LEVEL", "error")
         for name in ("prefect.flow_runs", "prefect.task_runs"):

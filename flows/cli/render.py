@@ -54,12 +54,15 @@ def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> i
     console = Console(stderr=True)
     with progress_bars(console, shots=len(shots.shots)), serverless():
         batch = render_batch(str(shotlist), settings)
-    for error in batch.errors:
-        typer.echo(f"error: {error}", err=True)
+    for _, why in batch.failures:  # one line per failed shot; --verbose adds every error it met
+        typer.echo(f"error: {why}", err=True)
+    if verbose:
+        for error in batch.errors:
+            typer.echo(f"  {error}", err=True)
     for outcome in batch.outcomes:
         if outcome.version is not None:  # a new version, or the unchanged latest one; a failed shot has none
             typer.echo(f"{outcome.shot_id}: {version_name(outcome.version)} ({outcome.status}) {outcome.mp4}")
-    typer.echo(batch.summary)
+    typer.echo(batch.summary_line)
     return 0 if batch.ok else 1
 
 

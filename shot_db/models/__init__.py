@@ -1,7 +1,7 @@
 """The shot DB's tables as typed SQLAlchemy models, one module per aggregate, on one `Base`."""
 
 from shot_db.models._base import Base
-from shot_db.models.batch import BatchRun, BatchStatus
+from shot_db.models.batch import BatchRun, BatchShot, BatchStatus
 from shot_db.models.keyframe import Keyframe
 from shot_db.models.quality import QADecision, QAOutcome, QATry
 from shot_db.models.render import AttemptStatus, Render, RenderAttempt, RenderStatus
@@ -19,6 +19,7 @@ __all__ = [
     "AttemptStatus",
     "Base",
     "BatchRun",
+    "BatchShot",
     "BatchStatus",
     "Keyframe",
     "QADecision",

@@ -61,6 +61,8 @@ class Render(Base):
     frame_hashes: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
     worker: Mapped[str | None] = mapped_column(String(128))
     node: Mapped[str | None] = mapped_column(String(128))
+    host: Mapped[str | None] = mapped_column(String(255))  # the worker machine's host name (node: Ray's id)
+    gpus: Mapped[float | None]  # GPUs its worker held: `seconds` are GPU time when above 0 (None: before 0005)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     seconds: Mapped[float | None]
@@ -99,6 +101,8 @@ class RenderAttempt(Base):
     attempt: Mapped[int]
     worker: Mapped[str] = mapped_column(String(128))
     node: Mapped[str] = mapped_column(String(128))
+    host: Mapped[str | None] = mapped_column(String(255))
+    gpus: Mapped[float | None]
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime]
     status: Mapped[AttemptStatus] = mapped_column(status_type(AttemptStatus, "attempt_status"))

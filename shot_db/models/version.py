@@ -117,6 +117,9 @@ class ShotVersionKeyframe(Base):
     version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shot_version.id"), primary_key=True)
     frame: Mapped[int] = mapped_column(primary_key=True)
     keyframe_hash: Mapped[str] = mapped_column(ForeignKey("keyframe.pixel_hash"), index=True)
+    # Where the drawing came from ("/shots/a.mp4#frame=12", an image file); the keyframe's own path is
+    # its stored copy, shared by every shot that drew the same pixels. None before revision 0005.
+    origin: Mapped[str | None] = mapped_column(String(PATH_LEN))
 
     keyframe: Mapped[Keyframe] = relationship(lazy="raise")
 

@@ -166,3 +166,16 @@ def test_one_loopback_policy_for_settings_and_environment(monkeypatch: pytest.Mo
     assert not any(on_this_machine(a) for a in ("10.1.2.3:6379", "ray://10.0.0.5:10001", "head-node:6379"))
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")  # a farm named by the environment, as connect() reads it
     assert not on_this_machine(None) and on_this_machine("127.0.0.1:6379")
+
+
+def test_sampling_steps_reach_the_driver_while_the_pair_renders(ray_local: tuple[RayCluster, str], make_job: MakeJob) -> None:
+    steps: list[tuple[str, int, int, float]] = []
+    slow = WorkerConfig(backend="simulated-gpu", backend_settings={"seconds": 3.0}, num_cpus=0.5)
+    on_step = lambda key, step, total: steps.append((key, step, total, time.monotonic()))  # noqa: E731
+    with ActorPool(PoolConfig(actors=1), slow, on_step=on_step) as pool:
+        (result,) = list(pool.run([make_job("slow", times=(0.25, 0.5, 0.75))]))
+        done = time.monotonic()
+    assert result.ok
+    assert steps and {(key, total) for key, _, total, _ in steps} == {("slow", 3)}
+    assert all(1 <= step <= 3 for _, step, _, _ in steps)
+    assert steps[0][3] < done - 0.5  # heard while the pair still rendered, not with its result

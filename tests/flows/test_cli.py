@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -91,13 +93,29 @@ def test_render_history_and_lineage(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = runner.invoke(app, ["render", str(shots.path), "-o", str(out), "--actors", "2"])
     assert result.exit_code == 1, result.output  # one shot's media is missing: the rest are rendered
-    assert result.stdout.strip().splitlines()[-1] == "rendered 3 pairs, reused 0, failed 0"
-    assert f"error: {shots.path}: shots[2].source: rough/none.mkv" in result.stderr
+    summary = result.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"2 shots new, 0 unchanged, 1 failed; rendered 3 pairs, reused 0, failed 0; [0-9.]+ worker-s",
+                        summary), summary  # fmt: skip
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {shots.path}: shots[2].source: rough/none.mkv: video file not found"]
     del shots.doc["shots"][2]
     shots.write()
     result = runner.invoke(app, ["render", str(shots.path), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip().splitlines()[-1] == "rendered 0 pairs, reused 3, failed 0"
+    assert result.stdout.strip().splitlines()[-1].startswith("0 shots new, 2 unchanged, 0 failed; rendered 0 pairs, reused 3")
+
+    result = runner.invoke(app, ["status", "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    latest, first = json.loads(result.stdout)
+    assert (latest["status"], first["status"], first["trigger"]) == ("finished", "failed", "cli")
+    assert sorted((s["shot"], s["status"], s["version"]) for s in first["shots"]) == [
+        ("test/sq010/sh0010", "new-version", 1), ("test/sq010/sh0020", "new-version", 1), ("test/sq010/sh0030", "failed", None)]
+    assert first["shots"][-1]["error"].endswith("rough/none.mkv: video file not found")
+    assert first["worker_seconds"] > 0
+    assert first["worker_seconds"] == pytest.approx(sum(s["worker_seconds"] for s in first["shots"]))
+    assert latest["worker_seconds"] == 0 and first["name"].startswith("shots.yaml ")
+    result = runner.invoke(app, ["status", "-o", str(out)])
+    assert result.exit_code == 0 and "test/sq010/sh0030" in result.stdout and "failed" in result.stdout
 
     result = runner.invoke(app, ["history", "sh0010", "-o", str(out), "--json"])
     assert result.exit_code == 0, result.output
@@ -110,6 +128,15 @@ def test_render_history_and_lineage(tmp_path: Path) -> None:
     text = result.stdout
     assert "test/sq010/sh0010 v001" in text and "in-between 1 of 1" in text and "(pair 0 -> 2)" in text
     assert "backend    rife  weights 1195a2f0de8fcc06" in text and "seed 0" in text
+    assert f"from {shots.path.parent / 'rough' / 'sh0010.mkv'}#frame=0" in text  # the keyframe's own file
+    assert "lut        none" in text and "rendered by this version's flow run" in text
+    assert f"on host {socket.gethostname()} (node " in text
+    result = runner.invoke(app, ["lineage", str(frame), "-o", str(out), "--json"])
+    (found,) = json.loads(result.stdout)
+    assert found["keyframe"] is None and found["render"]["host"] == socket.gethostname()
+    assert found["lut"] == {"path": None, "sha256": None}
+    assert found["renders"][found["render"]["render_key"]]["reused"] is False  # rendered by v001's own run
+    assert found["version"]["keyframes"][0]["origin"].endswith("rough/sh0010.mkv#frame=0")
     result = runner.invoke(app, ["lineage", str(tmp_path / "nothing.png"), "-o", str(out)])
     assert result.exit_code == 2 and result.stderr.strip() == f"toonfarm: {tmp_path / 'nothing.png'}: no such file"
 

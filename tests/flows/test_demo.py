@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,9 @@ def test_demo_renders_then_renders_nothing(tmp_path: Path) -> None:
         run = subprocess.run([toonfarm, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         assert run.returncode == 0, run.stderr[-3000:]
         outputs.append(run.stdout.strip().splitlines())
-    assert outputs[0][-1] == "rendered 26 pairs, reused 0, failed 0"
-    assert outputs[1][-1] == "rendered 0 pairs, reused 26, failed 0"
+    assert re.fullmatch(r"3 shots new, 0 unchanged, 0 failed; rendered 26 pairs, reused 0, failed 0; [0-9.]+ worker-s",
+                        outputs[0][-1])  # fmt: skip
+    assert outputs[1][-1] == "0 shots new, 3 unchanged, 0 failed; rendered 0 pairs, reused 26, failed 0; 0.0 worker-s"
     assert sorted(line.split(":")[0] for line in outputs[0] if "(new-version)" in line) == [
         "demo/sq010/sq010_sh0010", "demo/sq010/sq010_sh0020", "demo/sq010/sq010_sh0030"]
     assert all("(unchanged)" in line for line in outputs[1][1:-1])

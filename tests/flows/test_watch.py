@@ -73,6 +73,7 @@ def _wait(what: str, check: callable, timeout: float, logs: list[Path]) -> None:
 @pytest.mark.usefixtures("ray_module")
 def test_keyframe_change_triggers_a_rerender_of_that_shot(tmp_path: Path, prefect_server: str, spawn) -> None:
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from flows.render_batch import render_batch
 
@@ -107,6 +108,14 @@ def test_keyframe_change_triggers_a_rerender_of_that_shot(tmp_path: Path, prefec
         runs = client.read_flow_runs()
     rerenders = [r for r in runs if r.parameters.get("shot") == "test/sq010/sh0010"]
     assert len(rerenders) == 1
+    (rerun,) = rerenders  # named after the shot, tagged, and holding its own task runs and artifacts
+    assert rerun.name.startswith("sh0010 re-render ") and {"trigger:keyframe-change", "sequence:sq010"} <= set(rerun.tags)
+    with get_client(sync_client=True) as client:
+        own = FlowRunFilter(id=FlowRunFilterId(any_=[rerun.id]))
+        task_names = {t.name for t in client.read_task_runs(flow_run_filter=own)}
+        keys = {a.key for a in client.read_artifacts() if a.flow_run_id == rerun.id}
+    assert "publish test/sq010/sh0010" in task_names and "detect test/sq010/sh0010" in task_names
+    assert {"shots-test-sq010", "progress-test-sq010"} <= keys
     db = ShotDB.open(settings.db_url)
     with db.transaction() as s:
         _, v2 = shot_db.shot_history(session=s, show="test", sequence="sq010", code="sh0010")

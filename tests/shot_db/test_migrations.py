@@ -282,7 +282,29 @@ def _check_0004(conn: Connection) -> None:
     conn.execute(decisions.delete())
 
 
+def _seed_0004(conn: Connection) -> None:
+    """Version 1 with its outputs, a finished batch: what every 0004 database holds."""
+    _seed_0003(conn)
+    batches = _t(conn, "batch_run")
+    conn.execute(batches.update().values(status="finished", finished_at=_NOW))
+
+
 def _check_0005(conn: Connection) -> None:
+    """Old rows read as 'not recorded' (NULL host, GPUs and origin; no cost); new rows take them."""
+    render, batch, keyframes = _t(conn, "render"), _t(conn, "batch_run"), _t(conn, "shot_version_keyframe")
+    assert conn.execute(sa.select(render.c.host, render.c.gpus).where(render.c.id == _IDS["render"])).one() == (None, None)
+    assert conn.execute(sa.select(batch.c.name, batch.c.worker_seconds, batch.c.gpu_seconds)).one() == (None, 0, 0)
+    assert {o for (o,) in conn.execute(sa.select(keyframes.c.origin))} == {None}
+    _insert(conn, "batch_shot", id=uuid.uuid4(), batch_id=_IDS["batch"], position=0, shot="pilot/sq010/sh0010",
+            status="failed", version=None, frames=0, rendered=0, reused=0, failed=1, worker_seconds=2.5,
+            gpu_seconds=0.0, error="pair 0->3: worker died")
+    with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():  # a shot ends once per batch
+        _insert(conn, "batch_shot", id=uuid.uuid4(), batch_id=_IDS["batch"], position=1, shot="pilot/sq010/sh0010",
+                status="unchanged", frames=4, rendered=0, reused=1, failed=0, worker_seconds=0.0, gpu_seconds=0.0)
+    conn.execute(_t(conn, "batch_shot").delete())
+
+
+def _check_0006(conn: Connection) -> None:
     """Versions made before are published and owned by nobody, batches too; a version can be placing, and
     nothing else."""
     versions, batches = _t(conn, "shot_version"), _t(conn, "batch_run")
@@ -302,11 +324,12 @@ def _check_0005(conn: Connection) -> None:
 
 
 SEED: dict[str, Callable[[Connection], None]] = {
-    "0001": _seed_0001, "0002": _seed_0002, "0003": _seed_0003, "0004": _seed_0003,  # 0004 adds empty tables
-}
+    "0001": _seed_0001, "0002": _seed_0002, "0003": _seed_0003, "0004": _seed_0004,
+    "0005": _seed_0004,  # 0005 adds columns that read as not recorded, and an empty table
+}  # fmt: skip
 CHECK: dict[str, Callable[[Connection], None]] = {
-    "0002": _check_0002, "0003": _check_0003, "0004": _check_0004, "0005": _check_0005,
-}
+    "0002": _check_0002, "0003": _check_0003, "0004": _check_0004, "0005": _check_0005, "0006": _check_0006,
+}  # fmt: skip
 
 
 def test_every_revision_has_a_data_test() -> None:

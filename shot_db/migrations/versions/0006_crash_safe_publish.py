@@ -6,8 +6,8 @@ run took that number again and failed. Now the row comes first (ARCHITECTURE.md,
 next run can settle what a dead run left: `shot_version.owner` and `batch_run.owner` name the process
 (host, boot, process id, start time). Every version recorded before this revision is in place: published.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-03
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -27,7 +27,7 @@ _versions = sa.table("shot_version", sa.column("status", sa.String(16)))
 
 
 def _version_table(*, placing: bool) -> sa.Table:
-    """shot_version as it stands at 0004 (and, with `placing`, at 0005), for SQLite batch mode to rebuild
+    """shot_version as it stands at 0005 (and, with `placing`, at 0006), for SQLite batch mode to rebuild
     it from: SQLite neither adds a CHECK constraint to a table nor reflects one."""
     extra = (
         [
