@@ -161,6 +161,12 @@ class Dashboard:
             self._finished.add(render_key)
         self._advance(force=self._done == self._pairs)
 
+    def pair_added(self) -> None:
+        """The QA policy queued another try of a flagged pair: one more pair to render."""
+        with self._lock:
+            self._pairs += 1
+        self._advance()
+
     def pair_step(self, render_key: str, step: int, steps: int) -> None:
         """A pair's sampler reached `step` of `steps` (ToonCrafter's DDIM): part of a pair counts."""
         with self._lock:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -188,11 +188,14 @@ class QALog:
     """The shot DB side of the policy: render rows for the tries it adds while the batch runs, and each
     settled shot's decisions (a decision already recorded, as on a re-run, is not added again)."""
 
-    def __init__(self, db: ShotDB, flow_run_id: str | None) -> None:
-        self.db, self.flow_run_id = db, flow_run_id
+    def __init__(self, db: ShotDB, flow_run_id: str | None, on_try: Callable[[], None] | None = None) -> None:
+        self.db, self.flow_run_id, self.on_try = db, flow_run_id, on_try
 
     def claim(self, work: ShotWork, pair: PairWork) -> None:
+        """Claim a try the policy adds; `on_try` hears of it (one more pair for the progress to wait for)."""
         claim_pairs(self.db, work, [pair], self.flow_run_id)
+        if self.on_try:
+            self.on_try()
 
     def settled(self, done: ShotRenders) -> None:
         decisions = [p.decision for p in done.work.pairs if p.decision is not None]

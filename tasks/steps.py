@@ -126,7 +126,12 @@ def render(
         progress.debug("pair", extra={"toonfarm": {"event": "pair", "shot": result.job.shot, "ok": result.ok}})
         board.pair_done(result.job.render_key)
 
-    yield from render_shots(works, settings, on_result, recorder.flush, QALog(db, flow_run_id), board.pair_step)
+    def on_try() -> None:
+        progress.debug("try", extra={"toonfarm": {"event": "try"}})
+        board.pair_added()
+
+    qa = QALog(db, flow_run_id, on_try)
+    yield from render_shots(works, settings, on_result, recorder.flush, qa, board.pair_step)
     recorder.flush()
 
 

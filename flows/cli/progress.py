@@ -36,6 +36,10 @@ class _ProgressHandler(logging.Handler):
             self._bar("publishing shots", total=event["shots"])
         elif kind == "pair":
             self.bars.advance(self._bar("rendering pairs"))
+        elif kind == "try":  # the QA policy queued another try of a flagged pair
+            bar = self._bar("rendering pairs")
+            total = next(t.total for t in self.bars.tasks if t.id == bar)
+            self.bars.update(bar, total=(total or 0) + 1)
         elif kind == "published":
             self.bars.advance(self._bar("publishing shots"))
 

@@ -192,3 +192,15 @@ def test_a_rerun_renders_nothing_and_another_policy_decides_again(run: Run) -> N
     now = next(o for o in changed.outcomes if o.shot_id.endswith("/flagged"))
     assert all(np.array_equal(a, b) for a, b in zip(_inbetweens(now), _fades(run.shotlist, "flagged"), strict=True))
     assert run.count(QADecision) == 10  # the flagged pairs under the new policy
+
+
+def test_the_progress_counts_every_try_the_policy_adds(run: Run) -> None:
+    """Retries and fallbacks join the queue while the batch runs: the progress waits for them too."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        (progress,) = [a for a in client.read_artifacts() if a.key == "progress-qa-sq010" and
+                       str(a.flow_run_id) == run.batch.flow_run_id]  # fmt: skip
+    tries = run.batch.rendered  # the first batch's renders: every try of every pair
+    assert tries > 10  # ten pairs planned, and the policy added tries to them
+    assert (progress.data, progress.description) == (100, f"{tries} of {tries} pairs rendered")
