@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -23,6 +24,21 @@ from shot_db._errors import ShotDBUnavailable, ShotDBUsageError
 from shot_db._migrate import current_revision, head_revision, known_revision, upgrade
 
 UPGRADE_HINT = "run `toonfarm db upgrade`"
+T = TypeVar("T")
+
+
+def _pauses(retry_s: float) -> Iterator[float]:
+    """The waits between tries of a database that did not answer: 0.25 s doubling to 8 s, for `retry_s`
+    from now (not from the first failure, so a retried `run` whose beginning waited does not wait twice)."""
+    deadline = time.monotonic() + retry_s
+
+    def waits() -> Iterator[float]:
+        pause = 0.25
+        while time.monotonic() + pause <= deadline:
+            yield pause
+            pause = min(pause * 2, 8.0)
+
+    return waits()
 
 
 class ShotDB:
@@ -60,7 +76,8 @@ class ShotDB:
         Beginning is retried with backoff (0.25 s doubling to 8 s) for up to `retry_s`: a PostgreSQL
         restart refuses connections for a few seconds, and SQLite's "database is locked" is met at
         BEGIN IMMEDIATE. Both happen before the block has run, so trying again repeats nothing. A
-        failure inside the block is the caller's to retry (its block may have done more than SQL).
+        failure inside the block is the caller's to retry (its block may have done more than SQL): `run`
+        retries a block that is SQL alone.
         """
         with unavailable_as_error(self.url), self._sessions() as session:
             self._begin(session)
@@ -71,8 +88,22 @@ class ShotDB:
                 session.rollback()
                 raise
 
+    def run(self, work: Callable[[Session], T]) -> T:
+        """`work` in one transaction, run whole again (within `retry_s`) when the connection drops midway,
+        as a database restart does. Only for work that is SQL alone: what it did before the drop was rolled
+        back with it, so another try repeats nothing."""
+        pauses = _pauses(self.retry_s)
+        while True:
+            try:
+                with self.transaction() as session:
+                    return work(session)
+            except ShotDBUnavailable:
+                if (pause := next(pauses, None)) is None:
+                    raise
+                time.sleep(pause)
+
     def _begin(self, session: Session) -> None:
-        deadline, pause = time.monotonic() + self.retry_s, 0.25
+        pauses = _pauses(self.retry_s)
         while True:
             try:
                 with unavailable_as_error(self.url):
@@ -80,10 +111,9 @@ class ShotDB:
                 return
             except ShotDBUnavailable:
                 session.rollback()
-                if time.monotonic() + pause > deadline:
+                if (pause := next(pauses, None)) is None:
                     raise
                 time.sleep(pause)
-                pause = min(pause * 2, 8.0)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -6,11 +6,11 @@ batches (one transaction per flush, not per pair) to keep the per-pair overhead 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import shot_db
 from shot_db import Session, ShotDB
@@ -19,6 +19,8 @@ from shot_db.records import AttemptRecord, BatchShotRecord, KeyframeRecord, Rend
 from tasks.owner import is_dead, this_process
 from tasks.testhook import pause_at
 from tooncrafter_model.errors import TransientError, UserError, one_line
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:  # the CLI's history commands use this module without starting the farm's imports (Ray)
     from cluster import PairResult
@@ -60,6 +62,13 @@ def transaction(db: ShotDB) -> Iterator[Session]:
         yield session
 
 
+def run(db: ShotDB, work: Callable[[Session], T]) -> T:
+    """`work`, SQL alone, in one transaction, tried whole again while `db_retry_s` lasts when the connection
+    drops midway (ShotDB.run); its failures in toonfarm's error types."""
+    with _classified():
+        return db.run(work)
+
+
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
@@ -67,8 +76,7 @@ def _utc(ts: float) -> datetime:
 def finished_renders(db: ShotDB, keys: list[str]) -> dict[str, Mapping[str, Any] | None]:
     """The render keys among `keys` that already have finished renders, each with its recorded quality
     scores (None without): what a re-run replays the QA policy's decisions from."""
-    with transaction(db) as s:
-        return shot_db.finished_quality(session=s, keys=keys)
+    return run(db, lambda s: shot_db.finished_quality(session=s, keys=keys))
 
 
 def record_plans(db: ShotDB, works: list[ShotWork], flow_run_id: str | None) -> list[tuple[str, str]]:
@@ -149,8 +157,8 @@ class ResultRecorder:
         """Write what is buffered; a key another batch finished first is left as that batch recorded it."""
         if not self._buffer:
             return
-        with transaction(self.db) as s:
-            shot_db.record_outcomes(session=s, outcomes=[_outcome(r) for r in self._buffer], flow_run_id=self.flow_run_id)
+        outcomes = [_outcome(r) for r in self._buffer]
+        run(self.db, lambda s: shot_db.record_outcomes(session=s, outcomes=outcomes, flow_run_id=self.flow_run_id))
         self._buffer.clear()
         pause_at("rendering")
 
@@ -159,17 +167,17 @@ def begin_batch(
     db: ShotDB, flow_run_id: str, flow_name: str, shotlist: str | None, name: str | None = None, trigger: str | None = None
 ) -> None:
     """Open the batch row of this flow run, owned by this process."""
-    with transaction(db) as s:
-        shot_db.begin_batch(session=s, flow_run_id=flow_run_id, flow_name=flow_name, shot_list_path=shotlist,
-                            name=name, trigger=trigger, owner=this_process().token)  # fmt: skip
+    run(db, lambda s: shot_db.begin_batch(session=s, flow_run_id=flow_run_id, flow_name=flow_name,
+                                          shot_list_path=shotlist, name=name, trigger=trigger,
+                                          owner=this_process().token))  # fmt: skip
 
 
 def settle_dead_runs(db: ShotDB) -> shot_db.Settled:
     """Settle what runs that died on this host left in the shot DB (shot_db/_reconcile.py): a placing
     version whose folder is in place is published, one whose folder is not is taken back; their batches
     and running renders are failed."""
-    with transaction(db) as s:
-        return shot_db.settle_dead_runs(session=s, is_dead=is_dead, in_place=lambda sidecar: Path(sidecar).is_file())
+    return run(db, lambda s: shot_db.settle_dead_runs(session=s, is_dead=is_dead,
+                                                      in_place=lambda sidecar: Path(sidecar).is_file()))
 
 
 def finish_batch(db: ShotDB, flow_run_id: str, batch: BatchReport) -> None:
@@ -181,10 +189,12 @@ def finish_batch(db: ShotDB, flow_run_id: str, batch: BatchReport) -> None:
                         o.worker_seconds, o.worker_seconds * gpus, o.mp4, failures.get(o.shot_id))
         for o in batch.outcomes
     ] + [BatchShotRecord(shot_id, "failed", error=failures[shot_id]) for shot_id, _ in batch.unplanned]  # fmt: skip
-    with transaction(db) as s:
+    def finish(s: Session) -> None:
         shot_db.count_batch(session=s, flow_run_id=flow_run_id, rendered=batch.rendered, reused=batch.reused,
                             failed=batch.failed)  # fmt: skip
         shot_db.finish_batch(
             session=s, flow_run_id=flow_run_id, status=BatchStatus.finished if batch.ok else BatchStatus.failed,
             shots=shots, worker_seconds=batch.worker_seconds, gpu_seconds=batch.worker_seconds * gpus,
         )
+
+    run(db, finish)

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 import shot_db
+from shot_db.models import Shot
 
 from .conftest import PG_ADMIN_URL
 
@@ -85,4 +87,31 @@ def test_a_connection_dropped_mid_transaction_is_unavailable(backend: str, fresh
             s.execute(text("SELECT 1"))
         with db.transaction() as s:  # the pool replaces the dead connection: the next try works
             assert s.execute(text("SELECT 1")).scalar_one() == 1
+    admin.dispose()
+
+
+@pytest.mark.postgres
+def test_run_tries_sql_work_again_when_the_connection_drops_midway(backend: str, fresh_url: str) -> None:
+    if backend == "sqlite":
+        pytest.skip("a SQLite file has no connection to drop")
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    tries: list[int] = []
+
+    def work(s: Session) -> int:
+        s.add(Shot(show="run", sequence="sq010", code=f"sh{len(tries):04d}", fps=24))
+        s.flush()
+        tries.append(s.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        if len(tries) == 1:  # the first try loses its connection after writing, as in a database restart
+            with admin.connect() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": tries[0]})
+        return int(s.execute(text("SELECT count(*) FROM shot")).scalar_one())
+
+    with shot_db.ShotDB.open(fresh_url, migrate=True, retry_s=10) as db:
+        assert db.run(work) == 1  # the second try's row only: the first was rolled back with its connection
+        assert len(tries) == 2 and tries[0] != tries[1]
+        with db.transaction() as s:
+            assert s.execute(text("SELECT code FROM shot")).scalars().all() == ["sh0001"]
+        with pytest.raises(shot_db.ShotDBUnavailable):  # no time to retry: the drop is said at once
+            tries.clear()
+            shot_db.ShotDB(db.engine, retry_s=0).run(work)
     admin.dispose()
