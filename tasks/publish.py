@@ -204,20 +204,25 @@ def _files(version: ShotVersion) -> tuple[OutputFile, ...]:
     return tuple(OutputFile(o.kind, o.path, o.sha256, o.frame_count, dict(o.details)) for o in version.outputs)
 
 
-def _renamed(output: OutputFile, staging: Path, final: Path, code: str, number: int) -> OutputFile:
-    """`output` as it will be in the version folder `final`: a file named by its version (`<code>_v003.mp4`)
-    where its format asks for it (`_name_by_version` renames it once the number is taken)."""
+def _versioned(output: OutputFile, staging: Path, code: str, number: int) -> Path:
+    """Where `output` lies in the staging folder once version `number` is taken: a file named by its version
+    (`<code>_v003.mp4`) where its format asks for it, else where it was written."""
     path = Path(output.path)
-    if deliverable_class(output.kind).versioned_name:
-        path = staging / version_file(code, number, path.suffix)
+    return staging / version_file(code, number, path.suffix) if deliverable_class(output.kind).versioned_name else path
+
+
+def _renamed(output: OutputFile, staging: Path, final: Path, code: str, number: int) -> OutputFile:
+    """`output` as it will be in the version folder `final` (`_name_by_version` renames it once the number
+    is taken)."""
+    path = _versioned(output, staging, code, number)
     return OutputFile(output.kind, str(final / path.relative_to(staging)), output.sha256, output.frame_count, output.details)
 
 
 def _name_by_version(output: OutputFile, staging: Path, code: str, number: int) -> None:
     """Rename `output` inside the staging folder to the name `_renamed` gave it."""
-    path = Path(output.path)
-    if deliverable_class(output.kind).versioned_name:
-        path.rename(staging / version_file(code, number, path.suffix))
+    target = _versioned(output, staging, code, number)
+    if target != Path(output.path):
+        Path(output.path).rename(target)
 
 
 def _outcome(
