@@ -17,6 +17,7 @@ lowest package both import. Every write is atomic: a temp file beside the target
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -161,8 +162,12 @@ def share_files(umask: int) -> None:
 
 
 def _current_umask() -> int:
-    if _umask is not None:
-        return _umask
+    return _umask if _umask is not None else _started_umask()
+
+
+@functools.cache
+def _started_umask() -> int:
+    """The umask the process started with, read once: only `share_files` changes it, and then `_umask` says."""
     # Linux reports it without changing it; os.umask() can only read it by setting it, which would race
     # with the threads writing files meanwhile.
     try:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,6 +58,17 @@ def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path: Path) -> None
         raise RuntimeError("killed mid-write")
     assert json.loads(target.read_text()) == {"a": [1, 2], "b": 1}
     assert sorted(p.name for p in target.parent.iterdir()) == ["file.json"]  # no temp file left behind
+
+
+def test_writes_take_the_umask_of_a_process_that_never_set_the_farms(tmp_path: Path) -> None:
+    """Without `share_files` (a worker whose config keeps the process's umask), every atomic write gets the
+    mode the process's own umask gives, as any file it creates does (mkstemp alone would give 0600)."""
+    code = (
+        "import sys\nfrom tooncrafter_model.store import atomic_write\n"
+        "for name in 'ab':\n    with atomic_write(f'{sys.argv[1]}/{name}') as f:\n        f.write(b'x')\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], umask=0o027, check=True)
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()} == {"a": 0o640, "b": 0o640}
 
 
 def test_file_hash_is_the_sha256_of_the_bytes(tmp_path: Path) -> None:
