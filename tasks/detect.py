@@ -388,7 +388,7 @@ def _scan_video(shot: Shot, video: Path, config: DetectConfig, keyframe: Callabl
     keyframes: list[Keyframe] = []
     wanted = set(drawings)
     shown_frame: Frame | None = None
-    for number, rgb in video_frames(shot, video, probe, only=wanted):
+    for number, rgb in video_frames(shot, video, probe, only=wanted, check=False):  # checked while scoring
         shown_frame = rgb if rgb is not None else shown_frame
         if number in wanted and shown_frame is not None:
             keyframes.append(_store(shown_frame, number, keyframe, f"{video}#frame={number}"))

@@ -5,6 +5,9 @@
   its timestamps instead: output frame n shows the last frame whose timestamp rounds to n or before (a
   frame the phone skipped repeats the previous one; of two frames in one slot the first is kept). The container's
   frame count is checked against what decodes: a truncated file fails its shot instead of losing drawings.
+  A damaged file that still decodes every frame (the decoder conceals the damage: broken pictures, full
+  count) fails its shot too: ffmpeg decodes the same frames beside OpenCV, and what its decoder says names
+  the damaged frame. Damage no decoder can notice (bits flipped into other valid data) is not seen.
   The start timecode is read from the container (`ffmpeg -i`), so plans and provenance can say where the
   shot sits in the edit.
 - **Image sequences**: a folder, or a pattern (`sh010.####.png`, `sh010.%04d.png`) whose files carry their
@@ -16,9 +19,12 @@ Every problem is a MediaError: one line naming the shot list's field and the fil
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import subprocess
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +85,9 @@ def _open(shot: Shot, video: Path) -> Any:
     shown = shot.shown(video)
     if not video.is_file():
         raise MediaError(f"{shot.where('source')}: {shown}: video file not found")
+    # OpenCV prints its FFmpeg's messages on the farm's stderr, hundreds for one damaged frame: `_checked`
+    # makes them the shot's one line instead. OpenCV reads this when it opens its first video.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
         cap.release()
@@ -115,14 +124,94 @@ def probe_video(shot: Shot, video: Path) -> VideoProbe:
 
 
 def video_frames(
-    shot: Shot, video: Path, probe: VideoProbe, only: set[int] | None = None
+    shot: Shot, video: Path, probe: VideoProbe, only: set[int] | None = None, *, check: bool = True
 ) -> Iterator[tuple[int, Frame | None]]:
     """(frame number, RGB frame) from the video's first frame on; None repeats the previous frame.
 
     Frames before the shot's start are skipped without being converted; decoding stops after its end.
     With `only` (a constant-rate video), frames with other numbers are not converted either (None).
-    Raises MediaError when fewer frames decode than the container lists.
+    Raises MediaError when fewer frames decode than the container lists, or, with `check`, once they are all
+    read, when ffmpeg's decoder noticed damage in one (`_checked`).
     """
+    frames = _frames(shot, video, probe, only)
+    return _checked(shot, video, probe, frames) if check else frames
+
+
+# With -debug_ts, the thread that runs the decoder logs "decoder -> pts:..." for each frame it outputs, after
+# "corrupt decoded frame" when the decoder flagged that frame. With -threads 1 the decoder's own messages
+# come from that thread too, so an error is followed by the frame it was found in (or one that waited for it).
+_DECODED = "] decoder -> pts:"
+_CORRUPT = "corrupt decoded frame"
+_ERROR = re.compile(r"\[(?:error|fatal|panic)\] (.*)")
+# Frames a decoder may decode before it shows an earlier one (H.264's and HEVC's most): a shot's last frames
+# may be drawn from a reference that many frames after its end.
+_REORDER = 16
+
+
+def _checked(
+    shot: Shot, video: Path, probe: VideoProbe, frames: Iterator[tuple[int, Frame | None]]
+) -> Iterator[tuple[int, Frame | None]]:
+    """`frames`, while ffmpeg decodes the same ones on another core; MediaError at the end when its decoder
+    noticed damage it concealed (the file still decodes every frame, some of them broken)."""
+    import imageio_ffmpeg
+
+    # The shot's frames and the references its last ones may use; then as many more, whose flags may name the
+    # frame an error was found in.
+    limit = None if shot.end is None or probe.variable else shot.end + 1 + _REORDER
+    stop = ["-frames:v", str(limit + _REORDER)] if limit else []
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info",
+               "-debug_ts", "-threads", "1", "-i", str(video), "-map", "0:v:0", *stop, "-f", "null", "-"]  # fmt: skip
+    # The log goes to a file: no pipe to drain while the frames are read, and a long shot's costs no memory.
+    with tempfile.TemporaryFile() as log, subprocess.Popen(  # noqa: S603 - our own ffmpeg, the path as one argument
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
+    ) as decoder:
+        try:
+            yield from frames
+        except BaseException:  # the frames failed, or the reader stopped early: the verdict is not wanted
+            decoder.kill()
+            raise
+        decoder.wait()
+        log.seek(0)
+        damage = _damage(io.TextIOWrapper(log, errors="replace"), limit)
+    if damage:
+        count = f" of {probe.frame_count}" if probe.frame_count else ""
+        raise MediaError(
+            f"{shot.where('source')}: {shot.shown(video)}: frame {damage[0]}{count} is damaged (decoder: "
+            f"{damage[1]}); re-export the video"
+        )
+
+
+def _damage(log: Iterable[str], limit: int | None) -> tuple[int, str] | None:
+    """(the damaged frame's index, what the decoder said) from `_checked`'s log when it is one of the first `limit`
+    frames (any when None); None when the decoder said nothing of them.
+
+    The frame is the one the decoder flags corrupt after its first error (H.264, ProRes and MPEG-4 flag theirs,
+    up to `_REORDER` frames later), else the first it output after that error (codecs that flag nothing, DNxHR
+    or Motion JPEG, are intra-only). A flag with no error before it is damage too.
+    """
+    decoded, flagged, said = 0, False, ""
+    first: int | None = None
+    found: int | None = None
+    for line in log:
+        if _DECODED in line:
+            if flagged:
+                found, said = decoded, said or _CORRUPT
+                break
+            if first is not None and decoded == first + _REORDER:  # no flag came: a codec that flags nothing
+                break
+            decoded += 1
+        elif _CORRUPT in line:
+            flagged = True
+        elif first is None and (error := _ERROR.search(line)):
+            first, said = decoded, error.group(1).strip()  # the first symptom; what follows is its fallout
+    found = first if found is None else found
+    return None if found is None or (limit is not None and found >= limit) else (found, said)
+
+
+def _frames(
+    shot: Shot, video: Path, probe: VideoProbe, only: set[int] | None
+) -> Iterator[tuple[int, Frame | None]]:
+    """`video_frames`' frames as OpenCV decodes them, the frame count checked."""
     import cv2
 
     cap = _open(shot, video)

@@ -368,7 +368,9 @@ def write_video(
     The lossless file decodes to exactly the frames given, which is what pixel-comparing tests need; the
     default is what a studio's rough animation export looks like (holds are not bit-identical after decoding).
     `codec` "prores" (ProRes 422 HQ, 10-bit) or "dnxhr" (DNxHR LB; at least 256x120) write what an editing
-    suite exports, in a .mov; `fps` may be a ratio ("24000/1001"); `timecode` is the start timecode.
+    suite exports, in a .mov; "png" (PNG in a .mov, as compositing packages export lossless), "mjpeg" (Photo-JPEG,
+    as capture software writes line tests) and "mpeg4" (MPEG-4 Part 2) the other files studios hand over.
+    `fps` may be a ratio ("24000/1001"); `timecode` is the start timecode.
     """
     import ffmpeg
     import imageio_ffmpeg
@@ -387,8 +389,14 @@ def write_video(
         options.update(vcodec="prores_ks", profile=3, pix_fmt="yuv422p10le")
     elif codec == "dnxhr":
         options.update({"vcodec": "dnxhd", "profile:v": "dnxhr_lb", "pix_fmt": "yuv422p"})
+    elif codec == "png":
+        options.update(vcodec="png", pix_fmt="rgb24")
+    elif codec == "mjpeg":
+        options.update({"vcodec": "mjpeg", "q:v": 3, "pix_fmt": "yuvj422p"})
+    elif codec == "mpeg4":
+        options.update({"vcodec": "mpeg4", "q:v": 3, "pix_fmt": "yuv420p"})
     elif codec != "h264":
-        raise ValueError(f"{path}: codec must be h264, prores or dnxhr, got {codec!r}")
+        raise ValueError(f"{path}: codec must be h264, prores, dnxhr, png, mjpeg or mpeg4, got {codec!r}")
     elif lossless:
         options.update(vcodec="libx264rgb", qp=0, pix_fmt="rgb24", preset="veryfast")
     else:

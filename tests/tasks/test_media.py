@@ -1,10 +1,12 @@
 """Media as studios hand it over: ProRes and DNxHR movies with timecodes, 23.976 and 29.97, variable frame
-rates, truncated files, image sequences (patterns, folders, gaps, TIFF/TGA/JPEG/PNG), RGBA, 16-bit and grey
-keyframes, exposure sheets, and the limits on all of them. Every bad input is one line naming file and field.
+rates, truncated files and files damaged in the middle, image sequences (patterns, folders, gaps,
+TIFF/TGA/JPEG/PNG), RGBA, 16-bit and grey keyframes, exposure sheets, and the limits on all of them. Every bad
+input is one line naming file and field.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 import subprocess
 import zlib
@@ -20,6 +22,7 @@ from tasks.detect import MediaError, detect_shot
 from tasks.settings import Limits
 from tasks.shotlist import ShotList
 from tasks.synthetic import animate, line_test, write_vfr_video, write_video
+from tests.media import damage_frame, probe_video
 from tooncrafter_model.frames import Frame, pixel_hash, read_frame, read_image
 
 WriteList = Callable[..., ShotList]
@@ -96,6 +99,53 @@ def test_a_truncated_video_fails_its_shot_instead_of_losing_drawings(write_shotl
     assert message.startswith(f"{listing}: shots[0].source: cut.mp4: decoded ")
     assert message.endswith(" of the 24 frames its container lists (truncated or damaged file)")
     assert len(detect_shot(shots.shots[1], tmp_path / "store").keyframes) == 12
+
+
+@pytest.mark.parametrize(
+    ("codec", "name", "frame", "said"),
+    [
+        ("h264", "a.mp4", 11, r"error while decoding MB \d+ \d+, bytestream -?\d+"),  # stored 13th, shown 12th
+        ("prores", "a.mov", 12, r"corrupt decoded frame"),  # the frame flagged, nothing logged
+        ("mpeg4", "a.mp4", 12, r"ac-tex damaged at \d+ \d+"),
+        ("mjpeg", "a.mov", 12, r"overread \d+"),  # logged, the frame not flagged
+    ],
+    ids=["h264", "prores", "mpeg4", "mjpeg"],
+)
+def test_a_video_damaged_in_the_middle_fails_its_shot(
+    write_shotlist: WriteList, tmp_path: Path, codec: str, name: str, frame: int, said: str
+) -> None:
+    """Half the data of the 13th frame stored lost: every frame still decodes, the damage concealed; the shot
+    fails, naming the frame."""
+    write_video(line_test([2] * 12, width=128, height=80, seed=1).frames, tmp_path / name, 24, codec=codec, crf=10)
+    damage_frame(tmp_path / name, 12)
+    assert probe_video(tmp_path / name).frame_count == 24
+    message = _error(write_shotlist([{"code": "sh", "source": name, "fps": 24}]))
+    prefix = re.escape(f"{tmp_path / 'shots.yaml'}: shots[0].source: {name}: ")
+    match = re.fullmatch(prefix + r"frame (\d+) of 24 is damaged \(decoder: (.+)\); re-export the video", message)
+    assert match and int(match[1]) == frame and re.fullmatch(said, match[2]), message
+
+
+def test_damage_past_a_shots_end_fails_it_while_its_frames_may_be_drawn_from_there(
+    write_shotlist: WriteList, tmp_path: Path
+) -> None:
+    """A shot's last frames may be drawn from a reference up to 16 frames after its end: damage there fails the
+    shot; damage further on is not the shot's."""
+    write_video(line_test([2] * 12, width=128, height=80, seed=1).frames, tmp_path / "a.mp4", 24, crf=10)
+    damage_frame(tmp_path / "a.mp4", 22)  # shown 22nd: frame 21
+    near, far = {"code": "near", "source": "a.mp4", "end": 8}, {"code": "far", "source": "a.mp4", "end": 2}
+    shots = write_shotlist([near, far], defaults={"fps": 24})
+    assert _error(shots).startswith(f"{tmp_path / 'shots.yaml'}: shots[0].source: a.mp4: frame 21 of 24 is damaged (")
+    assert detect_shot(shots.shots[1], tmp_path / "store").frame_count == 3
+
+
+def test_a_png_movie_damaged_in_the_middle_is_short(write_shotlist: WriteList, tmp_path: Path) -> None:
+    """PNG's decoder refuses the damaged frame outright: OpenCV stops reading there, the frame count says so."""
+    write_video(line_test([2] * 12, width=128, height=80, seed=1).frames, tmp_path / "a.mov", 24, codec="png")
+    damage_frame(tmp_path / "a.mov", 12)
+    assert _error(write_shotlist([{"code": "sh", "source": "a.mov", "fps": 24}])) == (
+        f"{tmp_path / 'shots.yaml'}: shots[0].source: a.mov: decoded 12 of the 24 frames its container lists "
+        "(truncated or damaged file)"
+    )
 
 
 def test_video_limits_are_checked_before_decoding(write_shotlist: WriteList, tmp_path: Path) -> None:

@@ -32,6 +32,8 @@ from typing import Any, Literal
 import numpy as np
 import yaml
 
+from tests.media import damage_frame
+
 W, H = 64, 32
 NAME = r"must be a folder-safe name: letters, digits, '\.', '_' or '-', not starting with '\.'"
 
@@ -207,6 +209,10 @@ def _zero_middle(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _damage_middle(path: Path) -> None:
+    damage_frame(video(path), 12)  # half of one frame's data lost: every frame still decodes, concealed
+
+
 def _image_shot(make: Callable[[Path], Any]) -> Callable[[Path], Any]:
     """A keyframe-image shot whose first image is what `make` writes at `bad.png`."""
 
@@ -348,6 +354,9 @@ CASES: tuple[Case, ...] = (
          r"{shot}.source: {here}clip\.mp4: decoded \d+ of the 24 frames its container lists \(truncated or damaged file\)"),
     Case("video-third-zeroed", "#6", "shot", _video_shot(_zero_middle),
          r"{shot}.source: {here}clip\.mp4: decoded \d+ of the 24 frames its container lists \(truncated or damaged file\)"),
+    Case("video-middle-damaged", "#6", "shot", _video_shot(_damage_middle),
+         r"{shot}.source: {here}clip\.mp4: frame 11 of 24 is damaged \(decoder: error while decoding MB \d+ \d+, "
+         r"bytestream -?\d+\); re-export the video"),
     Case("keyframe-missing", "earlier", "shot", _image_shot(lambda p: None),
          r"{shot}.source.images\[0\].image: {here}bad\.png: image file not found"),
     Case("keyframe-not-an-image", "earlier", "shot", _image_shot(lambda p: p.write_text("drawing")),
