@@ -11,6 +11,7 @@ from prefect.futures import PrefectFutureList
 from tasks import record
 from tasks.dashboard import Dashboard, planned_run_name
 from tasks.detect import ShotPlan
+from tasks.heartbeat import beating
 from tasks.report import BatchReport
 from tasks.settings import Settings
 from tasks.shotlist import Shot
@@ -41,7 +42,8 @@ def batch(shotlist: str, settings: Settings | None, shots: list[str] | None, tri
     board.named(selected, shots)
     plans, unplanned = _planned(selected, detect.map(selected, unmapped(settings.store.root)))
     run_id = board.run_id
-    with record.open_db(settings.db_url, migrate=True, retry_s=settings.db_retry_s) as db:
+    with record.open_db(settings.db_url, migrate=True, retry_s=settings.db_retry_s) as db, \
+            beating(db, run_id or "local", settings.heartbeat_s):
         recover(db, selected, settings)
         record.begin_batch(db, run_id or "local", "render-batch", shotlist, board.name, trigger)
         works, unrecorded = plan_renders(plans, settings, db, run_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +29,7 @@ from tasks.provenance import assembly_key, pair_provenance
 from tasks.qa import PairQA
 from tasks.record import transaction
 from tasks.render import ShotRenders
-from tasks.owner import is_dead, this_process
+from tasks.owner import this_process
 from tasks.settings import Settings
 from tasks.testhook import pause_at
 from tooncrafter_model.errors import ToonfarmError
@@ -189,8 +189,9 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
                     folder=final)
 
 
-def sweep_staging(folders: Iterable[Path]) -> list[Path]:
-    """Remove the staging folders that dead runs left in these shot folders (a live run's stay)."""
+def sweep_staging(folders: Iterable[Path], is_dead: Callable[[str], bool]) -> list[Path]:
+    """Remove the staging folders that dead runs (`is_dead` of the owner a name carries: tasks/owner.py's
+    DeadOwners) left in these shot folders; a live run's stay."""
     removed = []
     for folder in folders:
         for path, owner in staging_folders(folder):

@@ -16,7 +16,7 @@ import shot_db
 from shot_db import Session, ShotDB
 from shot_db.models import BatchStatus
 from shot_db.records import AttemptRecord, BatchShotRecord, KeyframeRecord, RenderClaim, RenderOutcome, RenderSpec
-from tasks.owner import is_dead, this_process
+from tasks.owner import DeadOwners, this_process
 from tasks.testhook import pause_at
 from tooncrafter_model.errors import TransientError, UserError, one_line
 
@@ -172,12 +172,17 @@ def begin_batch(
                                           owner=this_process().token))  # fmt: skip
 
 
-def settle_dead_runs(db: ShotDB) -> shot_db.Settled:
-    """Settle what runs that died on this host left in the shot DB (shot_db/_reconcile.py): a placing
-    version whose folder is in place is published, one whose folder is not is taken back; their batches
-    and running renders are failed."""
-    return run(db, lambda s: shot_db.settle_dead_runs(session=s, is_dead=is_dead,
-                                                      in_place=lambda sidecar: Path(sidecar).is_file()))
+def settle_dead_runs(db: ShotDB, dead_after_s: float) -> tuple[shot_db.Settled, DeadOwners]:
+    """Settle what dead runs left in the shot DB (shot_db/_reconcile.py): a placing version whose folder is
+    in place is published, one whose folder is not is taken back; their batches and running renders are
+    failed. Who is dead is judged once, in the same transaction (tasks/owner.py: gone from this host, or
+    silent for `dead_after_s`), and returned for their staging folders."""
+
+    def settle(s: Session) -> tuple[shot_db.Settled, DeadOwners]:
+        dead = DeadOwners.judge(shot_db.beat_ages(session=s), dead_after_s)
+        return shot_db.settle_dead_runs(session=s, is_dead=dead, in_place=lambda sidecar: Path(sidecar).is_file()), dead
+
+    return run(db, settle)
 
 
 def finish_batch(db: ShotDB, flow_run_id: str, batch: BatchReport) -> None:

@@ -58,11 +58,12 @@ def detect(shot: Shot, store: Path) -> ShotPlan:
 
 @task(name="recover", cache_policy=NO_CACHE)
 def recover(db: ShotDB, shots: list[Shot], settings: Settings) -> None:
-    """Settle what runs killed on this host left behind (ARCHITECTURE.md, "Publishing"): their placing
-    versions, running rows, and the staging folders in these shots' folders. A live run's are left alone."""
-    settled = settle_dead_runs(db)
+    """Settle what dead runs left behind (ARCHITECTURE.md, "Publishing"): runs gone from this host, or
+    silent on any host for `dead_after_s`; their placing versions, running rows, and the staging folders
+    in these shots' folders. A live run's are left alone."""
+    settled, dead = settle_dead_runs(db, settings.dead_after_s)
     folders = {shot_folder(s.output or settings.output_root, s.show, s.sequence, s.code) for s in shots}
-    removed = sweep_staging(sorted(folders))
+    removed = sweep_staging(sorted(folders), dead)
     if settled or removed:
         get_run_logger().warning(
             "settled dead runs: published %s, took back %s, failed %d batches and %d renders, removed %d staging folders",
