@@ -25,7 +25,7 @@ from flows.cli.options import (
 )
 from flows.cli.progress import progress_bars
 from flows.cli.reaper import start_reaper
-from tasks.record import open_db
+from tasks.record import ShotDBUnreachable, open_db
 from tasks.settings import Settings
 from tasks.shotlist import load_shotlist
 from tooncrafter_model.errors import TransientError, UserError
@@ -47,7 +47,10 @@ def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> i
         settings.output_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"output root {settings.output_root}: cannot create it ({exc.strerror})") from None
-    open_db(settings.db_url, migrate=True).close()  # a shot DB that is not there: one line, before anything starts
+    try:  # a shot DB that is not there: one line, before anything starts
+        open_db(settings.db_url, migrate=True).close()
+    except ShotDBUnreachable as exc:  # at the start it is the URL or the server to fix (issue 9: exit 2)
+        raise UserError(f"{exc}: check the URL and that its server is running") from None
     start_reaper()  # whatever this run starts ends with it, even when it is killed
     runtime_defaults(verbose=verbose)
     from flows.render_batch import render_batch  # imports Prefect, after its settings are chosen
