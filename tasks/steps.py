@@ -110,9 +110,11 @@ def report(batch: BatchReport, sequences: list[str]) -> BatchReport:
 
 
 def render(
-    works: list[ShotWork], settings: Settings, db: ShotDB, flow_run_id: str | None, board: Dashboard
+    works: list[ShotWork], settings: Settings, db: ShotDB, flow_run_id: str | None, board: Dashboard,
+    so_far: dict[str, ShotRenders] | None = None,
 ) -> Iterator[ShotRenders]:
-    """Render every pair on the actor pool; yields each shot once all its pairs have settled.
+    """Render every pair on the actor pool; yields each shot once all its pairs have settled (`so_far`
+    holds them all as they stand: render_shots).
 
     A generator, not a task: it holds the Ray pool open while the flow publishes finished shots.
     """
@@ -132,7 +134,7 @@ def render(
         board.pair_added()
 
     qa = QALog(db, flow_run_id, on_try)
-    yield from render_shots(works, settings, on_result, recorder.flush, qa, board.pair_step)
+    yield from render_shots(works, settings, on_result, recorder.flush, qa, board.pair_step, so_far)
     recorder.flush()
 
 
