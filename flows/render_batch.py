@@ -6,16 +6,19 @@ import time
 from typing import Any
 
 from prefect import State, flow, unmapped
-from prefect.futures import PrefectFutureList
+from prefect.futures import PrefectFuture, PrefectFutureList
 
 from tasks import record
 from tasks.dashboard import Dashboard, planned_run_name
 from tasks.detect import ShotPlan
+from tasks.heartbeat import beating
+from tasks.publish import ShotOutcome
+from tasks.render import ShotRenders
 from tasks.report import BatchReport
 from tasks.settings import Settings
 from tasks.shotlist import Shot
 from tasks.steps import collect, detect, load_shots, plan_renders, publish, recover, render, report
-from tooncrafter_model.errors import ToonfarmError, one_line
+from tooncrafter_model.errors import ToonfarmError, TransientError, one_line
 
 
 def _planned(shots: list[Shot], futures: PrefectFutureList[ShotPlan]) -> tuple[list[ShotPlan], list[tuple[str, str]]]:
@@ -41,16 +44,30 @@ def batch(shotlist: str, settings: Settings | None, shots: list[str] | None, tri
     board.named(selected, shots)
     plans, unplanned = _planned(selected, detect.map(selected, unmapped(settings.store.root)))
     run_id = board.run_id
-    with record.open_db(settings.db_url, migrate=True, retry_s=settings.db_retry_s) as db:
-        recover(db, selected, settings)
-        record.begin_batch(db, run_id or "local", "render-batch", shotlist, board.name, trigger)
-        works, unrecorded = plan_renders(plans, settings, db, run_id)
-        unplanned += unrecorded
-        board.planned(selected, unplanned, sum(len(w.jobs) for w in works), sum(len(w.pairs) - len(w.jobs) for w in works))
-        published = [(done, publish.submit(db, done, settings, run_id, board)) for done in render(works, settings, db, run_id, board)]
-        outcomes = collect(published, board)
-        result = BatchReport(tuple(outcomes), tuple(unplanned), run_id, time.monotonic() - started, gpus=settings.actor_gpus)
-        record.finish_batch(db, run_id or "local", result)
+    published: list[tuple[ShotRenders, PrefectFuture[ShotOutcome]]] = []
+    so_far: dict[str, ShotRenders] = {}
+    stopped = ""
+    with record.open_db(settings.db_url, migrate=True, retry_s=settings.db_retry_s) as db, \
+            beating(db, run_id or "local", settings.heartbeat_s):
+        try:
+            recover(db, selected, settings)
+            record.begin_batch(db, run_id or "local", "render-batch", shotlist, board.name, trigger)
+            works, unrecorded = plan_renders(plans, settings, db, run_id)
+            unplanned += unrecorded
+            board.planned(selected, unplanned, sum(len(w.jobs) for w in works), sum(len(w.pairs) - len(w.jobs) for w in works))
+            for done in render(works, settings, db, run_id, board, so_far):
+                published.append((done, publish.submit(db, done, settings, run_id, board)))
+        except TransientError as exc:  # the shot DB stayed away past db_retry_s: report what was done, and stop
+            stopped = one_line(exc)
+        result = BatchReport(tuple(collect(published, board)), tuple(unplanned), run_id, time.monotonic() - started,
+                             gpus=settings.actor_gpus)  # fmt: skip
+        if not stopped:
+            try:
+                record.finish_batch(db, run_id or "local", result)
+            except TransientError as exc:
+                stopped = one_line(exc)
+        if stopped:  # its batch row stays running: the next run settles it (this process gone, or silent)
+            result = result.stopped_by(stopped, [s.id for s in selected], so_far)
     return board.finish(report(result, board.sequences))
 
 

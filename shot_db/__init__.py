@@ -18,6 +18,7 @@ Repository functions: keyword-only, `session` first, never commit. The caller ow
     check_claims                                       what a claim would refuse, checked without the DB
     latest_version, create_version                     numbered per shot, safe under concurrency
     publish_version, drop_version, settle_dead_runs    placing -> published, or taken back (crash safety)
+    beat_batch, beat_ages                              a running batch's heartbeat, and each owner's silence
     finished_quality, record_decisions                 the QA policy's view of renders, and its decisions
     shot_history, newest_version, lineage              detached snapshots (shot_db.records)
     begin_batch, count_batch, finish_batch, latest_batches   a batch's row, its shots and cost
@@ -28,7 +29,7 @@ caller's bug), ShotDBUsageError (what a user asked cannot be answered), ShotDBUn
 
 from sqlalchemy.orm import Session
 
-from shot_db._batches import begin_batch, count_batch, finish_batch, latest_batches
+from shot_db._batches import beat_batch, begin_batch, count_batch, finish_batch, latest_batches
 from shot_db._bulk import check_claims, claim_renders, record_outcome, record_outcomes, upsert_keyframes
 from shot_db._catalog import resolve_shot, upsert_keyframe, upsert_shot
 from shot_db._engine import default_url, make_engine, make_sessionmaker
@@ -37,7 +38,7 @@ from shot_db._history import lineage, newest_version, shot_history
 from shot_db._migrate import current_revision, head_revision, upgrade
 from shot_db._quality import finished_quality, record_decisions
 from shot_db._renders import claim_render, find_finished_render
-from shot_db._reconcile import Settled, settle_dead_runs
+from shot_db._reconcile import Settled, beat_ages, settle_dead_runs
 from shot_db._session import ShotDB
 from shot_db._versions import create_version, drop_version, latest_version, publish_version
 
@@ -48,6 +49,8 @@ __all__ = [
     "ShotDBError",
     "ShotDBUnavailable",
     "ShotDBUsageError",
+    "beat_ages",
+    "beat_batch",
     "begin_batch",
     "check_claims",
     "claim_render",

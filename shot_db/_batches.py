@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from shot_db import _checks as check
@@ -25,9 +25,9 @@ def begin_batch(
     trigger: str | None = None,
     owner: str | None = None,
 ) -> BatchRun:
-    """The flow run's batch row, created as running by `owner` (the process running it); a retried flow
-    run reopens its row, counts kept. `name` is the flow run's, `trigger` what started it (cli, nightly,
-    keyframe-change)."""
+    """The flow run's batch row, created as running by `owner` (the process running it) with its first
+    heartbeat; a retried flow run reopens its row, counts kept. `name` is the flow run's, `trigger` what
+    started it (cli, nightly, keyframe-change)."""
     stmt = select(BatchRun).where(BatchRun.flow_run_id == check.short_text(flow_run_id, "flow_run_id", max_len=64))
     path = check.path(shot_list_path, "batch shot_list_path") if shot_list_path is not None else None
     batch = check.locked(session, stmt)
@@ -40,13 +40,27 @@ def begin_batch(
             name=check.short_text(name, "batch name", max_len=255) if name else None,
             trigger=check.short_text(trigger, "batch trigger", max_len=32) if trigger else None,
             owner=owner,
+            heartbeat_at=func.now(),
         )
         batch = check.insert_or_get(session, row, stmt)
         if batch is row:
             return batch
-    batch.status, batch.finished_at, batch.owner = BatchStatus.running, None, owner
+    batch.status, batch.finished_at, batch.owner, batch.heartbeat_at = BatchStatus.running, None, owner, func.now()
     session.flush()
     return batch
+
+
+def beat_batch(*, session: Session, flow_run_id: str, owner: str) -> bool:
+    """A heartbeat: stamp the batch of `flow_run_id` with the database's clock, if it is still running and
+    `owner`'s. False otherwise: not begun yet, finished, or settled by a run that found it silent."""
+    beaten = session.scalars(
+        update(BatchRun)
+        .where(BatchRun.flow_run_id == flow_run_id, BatchRun.owner == owner, BatchRun.status == BatchStatus.running)
+        .values(heartbeat_at=func.now())
+        .returning(BatchRun.id)
+        .execution_options(synchronize_session=False)
+    )
+    return beaten.first() is not None
 
 
 def count_batch(

@@ -1,7 +1,8 @@
 """What a dead run left behind, settled by the next one: its placing versions, running batch and renders.
 
-A run is known dead by its owner (host, boot, process, start time; the caller's `is_dead` decides), never
-by age: a slow live run's rows are left alone. A placing version whose folder is in place (`in_place` of
+A run is known dead by its owner (host, boot, process, start time) or by its silence (`beat_ages`: how
+long since its batches last beat); the caller's `is_dead` decides (tasks/owner.py). Never by the age of
+its rows: a slow live run's rows are left alone. A placing version whose folder is in place (`in_place` of
 its sidecar) is published; one whose rename never happened is taken back, and its number is free again.
 A dead batch is failed, and the renders it still had running are failed with a reason; the next claim of
 their keys runs them again.
@@ -12,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from shot_db._versions import drop_version, publish_version
 from shot_db.models import BatchRun, BatchStatus, Render, RenderStatus, ShotVersion, VersionStatus
-from shot_db.models._base import utcnow
+from shot_db.models._base import UTCDateTime, utcnow
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,14 @@ class Settled:
 
     def __bool__(self) -> bool:
         return bool(self.published or self.dropped or self.batches or self.renders)
+
+
+def beat_ages(*, session: Session) -> dict[str, float]:
+    """Seconds since each owner's newest batch heartbeat, by the database's clock (hosts' clocks differ),
+    for every owner whose batches beat; owners of batches made before heartbeats are not in it."""
+    now = session.execute(select(func.now(type_=UTCDateTime()))).scalar_one()
+    newest = select(BatchRun.owner, func.max(BatchRun.heartbeat_at)).group_by(BatchRun.owner)
+    return {owner: (now - beat).total_seconds() for owner, beat in session.execute(newest) if owner and beat}
 
 
 def settle_dead_runs(

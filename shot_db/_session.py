@@ -102,6 +102,14 @@ class ShotDB:
                     raise
                 time.sleep(pause)
 
+    @contextmanager
+    def savepoint(self, session: Session) -> Iterator[None]:
+        """A savepoint in `session`'s transaction: what raises inside is rolled back alone and raised as it
+        is, for the caller to decide (one shot's bad row fails that shot), except a database that is gone,
+        which no savepoint survives: that surfaces as ShotDBUnavailable, for `run` to try the whole again."""
+        with unavailable_as_error(self.url), session.begin_nested():
+            yield
+
     def _begin(self, session: Session) -> None:
         pauses = _pauses(self.retry_s)
         while True:

@@ -225,7 +225,11 @@ class Dashboard:
     # ------------------------------------------------------------------------------------------- end
 
     def finish(self, batch: BatchReport) -> State[BatchReport]:
-        """The run's final state: Failed, naming each failed shot and why, when any shot failed."""
+        """The run's final state: Failed, naming each failed shot and why, when any shot failed (the shots a
+        stopped batch did not finish among them)."""
+        for outcome in batch.outcomes:
+            if outcome.shot_id in batch.unfinished:
+                self.published(outcome)
         self._advance(force=True)
         self.log.info(batch.summary_line)
         if batch.ok:

@@ -2,8 +2,10 @@
 left behind (its `placing` versions, its `running` rows, its staging folders) without guessing by age.
 
 An owner is (host, boot id, process id, process start time). A process id alone is reused, a start time
-alone repeats after a reboot; together they name one process. Only owners on this host can be known
-dead; another host's rows are left to the next run there.
+alone repeats after a reboot; together they name one process. This host can prove its own processes
+gone; a process on another host is known dead by its silence: its running batch beats (its row stamped
+with the shot DB's clock every `heartbeat_s`, tasks/heartbeat.py), and an owner whose batches have not
+beaten for `dead_after_s` is dead. `DeadOwners` is the one place that rule lives.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -70,9 +73,28 @@ def this_process() -> Owner:
     return Owner(socket.gethostname(), _boot(), pid, _start(pid) or 0)
 
 
-def is_dead(text: str) -> bool:
-    """True when `text` (a token or a slug) names a process of this host that no longer runs. Unknown
-    formats and other hosts' processes are not known to be dead."""
+@dataclass(frozen=True)
+class DeadOwners:
+    """Which owners are dead, as a run judges at its start: called with a token or a slug, True when this
+    host proves its process gone (it no longer runs, or the host rebooted since), or when it is among the
+    `silent` ones. Unknown formats, and another host's owners that never beat (rows from before
+    heartbeats), are not known to be dead. Never by age: a slow run that beats is alive."""
+
+    silent: frozenset[str] = frozenset()  # tokens and slugs of owners whose batches stopped beating
+
+    @classmethod
+    def judge(cls, beat_ages: Mapping[str, float], dead_after_s: float) -> DeadOwners:
+        """The verdict given how long each owner's batches have been silent (shot_db.beat_ages, by the shot
+        DB's clock): longer than `dead_after_s`, dead."""
+        silent = (Owner.parse(token) for token, age in beat_ages.items() if age > dead_after_s)
+        return cls(frozenset(name for o in silent if o is not None for name in (o.token, o.slug)))
+
+    def __call__(self, text: str) -> bool:
+        return text in self.silent or _gone_here(text)
+
+
+def _gone_here(text: str) -> bool:
+    """True when `text` names a process of this host that no longer runs."""
     owner = Owner.parse(text)
     if owner is None:
         return False

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import shot_db
-from shot_db import ShotDB
-from shot_db.models import ShotVersion
+from shot_db import Session, ShotDB
+from shot_db.models import ShotVersion, VersionStatus
 from shot_db.records import OutputFile, OutputFrame, VersionOutputs, VersionPair
 from tasks.assemble import ShotOutputs, assemble_shot, parse_fps
 from tasks.contact import SHEET_NAME, THUMB_NAME, SheetFrame, write_previews
@@ -27,9 +27,9 @@ from tasks.deliver import assembly_output, build, deliverable_class, video_of
 from tasks.detect import InbetweenSlot, frame_layout
 from tasks.provenance import assembly_key, pair_provenance
 from tasks.qa import PairQA
-from tasks.record import transaction
+from tasks.record import run
 from tasks.render import ShotRenders
-from tasks.owner import is_dead, this_process
+from tasks.owner import this_process
 from tasks.settings import Settings
 from tasks.testhook import pause_at
 from tooncrafter_model.errors import ToonfarmError
@@ -109,18 +109,26 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
     deliver = [d.identity() for d in deliverables]
     output = {**assembly_output(deliverables, timecode), **({"colour": colour} if colour else {})}  # absent: keys made before it hold
     akey = assembly_key(layout=[s.ident for s in sources], fps=str(fps), lut_sha256=lut_sha, output=output)
-    with transaction(db) as s:
+
+    def latest_or_makers(s: Session) -> tuple[ShotVersion | None, dict[str, dict[str, Any]]]:
+        """The latest version when it has this assembly key (nothing to do), else who made each pair."""
         row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
         latest = shot_db.latest_version(session=s, shot=row)
         if latest is not None and latest.assembly_key == akey:
-            return _outcome(done, "unchanged", version=latest.number, outputs=_files(latest), frames=latest.frame_count,
-                            folder=version_folder(shot_folder(shot.output or settings.output_root, shot.show,
-                                                              shot.sequence, shot.code), latest.number))
+            return latest, {}
         made_by: dict[str, dict[str, Any]] = {}
         for p in done.work.pairs:
             r = shot_db.find_finished_render(session=s, render_key=p.render_key)
             if r is not None:
-                made_by[p.render_key] = {"worker": r.worker, "node": r.node, "started_at": r.started_at, "finished_at": r.finished_at, "seconds": r.seconds}
+                made_by[p.render_key] = {"worker": r.worker, "node": r.node, "started_at": r.started_at,
+                                         "finished_at": r.finished_at, "seconds": r.seconds}
+        return None, made_by
+
+    same, made_by = run(db, latest_or_makers)
+    if same is not None:
+        return _outcome(done, "unchanged", version=same.number, outputs=_files(same), frames=same.frame_count,
+                        folder=version_folder(shot_folder(shot.output or settings.output_root, shot.show,
+                                                          shot.sequence, shot.code), same.number))
 
     folder = shot_folder(shot.output or settings.output_root, shot.show, shot.sequence, shot.code)
     owner = this_process()
@@ -144,7 +152,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
 
         # Record first, rename after (ARCHITECTURE.md, "Publishing"): the row is committed as placing, so a
         # kill at any instant leaves a row the next run can settle, never a folder the shot DB does not know.
-        with transaction(db) as s:
+        def reserve(s: Session) -> ShotVersion:
             row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
             new = shot_db.create_version(
                 session=s, shot=row, assembly_key=akey,
@@ -155,9 +163,13 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
                           "colour": colour_record},
                 flow_run_id=flow_run_id, owner=owner.token, first_free=max(version_numbers(folder), default=0) + 1,
             )
-            version, created, version_id = new.version.number, new.created, new.version.id
-            sidecar = new.version.sidecar_path
-            files = _files(new.version)
+            return new.version
+
+        # A connection dropped after the commit left the server makes `run` try again: create_version then
+        # finds this very assembly as the latest, placing and owned by this process, and it is ours to place.
+        reserved = run(db, reserve)
+        version, version_id, sidecar, files = reserved.number, reserved.id, reserved.sidecar_path, _files(reserved)
+        created = reserved.status is VersionStatus.placing and reserved.owner == owner.token
         if not created:  # another batch published this very assembly meanwhile
             return _outcome(done, "unchanged", version=version, outputs=files, frames=outputs.frame_count, sidecar=sidecar,
                             folder=Path(sidecar).parent)
@@ -173,13 +185,12 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
             _write_previews(outputs, sources, staging, f"{shot.code} {version_name(version)}")
             os.rename(staging, final)
         except BaseException:
-            with transaction(db) as s:  # the folder never got into place: the number is free again
-                shot_db.drop_version(session=s, version_id=version_id)
+            # The folder never got into place: the number is free again.
+            run(db, lambda s: shot_db.drop_version(session=s, version_id=version_id))
             raise
         pause_at("placed")
         try:
-            with transaction(db) as s:
-                shot_db.publish_version(session=s, version_id=version_id)
+            run(db, lambda s: shot_db.publish_version(session=s, version_id=version_id))
         except ToonfarmError as exc:
             raise type(exc)(f"{version_name(version)} is in place but not yet marked published ({exc}); "
                             "the next run marks it") from exc
@@ -189,8 +200,9 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
                     folder=final)
 
 
-def sweep_staging(folders: Iterable[Path]) -> list[Path]:
-    """Remove the staging folders that dead runs left in these shot folders (a live run's stay)."""
+def sweep_staging(folders: Iterable[Path], is_dead: Callable[[str], bool]) -> list[Path]:
+    """Remove the staging folders that dead runs (`is_dead` of the owner a name carries: tasks/owner.py's
+    DeadOwners) left in these shot folders; a live run's stay."""
     removed = []
     for folder in folders:
         for path, owner in staging_folders(folder):

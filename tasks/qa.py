@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import shot_db
-from shot_db import ShotDB
+from shot_db import Session, ShotDB
 from shot_db.records import QADecisionRecord, QATryRecord
 from tasks.contact import SheetFrame, contact_sheet, encode
 from tasks.previews import preview_url
-from tasks.record import claim_pairs, transaction
+from tasks.record import claim_pairs, run
 from tasks.settings import Settings
 from tooncrafter_model.quality import QAThresholds
 from tooncrafter_model.store import atomic_write
@@ -202,10 +202,12 @@ class QALog:
         if not decisions:
             return
         shot = done.work.plan.shot
-        with transaction(self.db) as s:
+
+        def record(s: Session) -> None:
             row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
-            records = [d.record(row.id) for d in decisions]
-            shot_db.record_decisions(session=s, decisions=records, flow_run_id=self.flow_run_id)
+            shot_db.record_decisions(session=s, decisions=[d.record(row.id) for d in decisions], flow_run_id=self.flow_run_id)
+
+        run(self.db, record)
 
 
 # ------------------------------------------------------------------------------------------ dashboard

@@ -16,7 +16,7 @@ import shot_db
 from shot_db import Session, ShotDB
 from shot_db.models import BatchStatus
 from shot_db.records import AttemptRecord, BatchShotRecord, KeyframeRecord, RenderClaim, RenderOutcome, RenderSpec
-from tasks.owner import is_dead, this_process
+from tasks.owner import DeadOwners, this_process
 from tasks.testhook import pause_at
 from tooncrafter_model.errors import TransientError, UserError, one_line
 
@@ -82,16 +82,17 @@ def finished_renders(db: ShotDB, keys: list[str]) -> dict[str, Mapping[str, Any]
 def record_plans(db: ShotDB, works: list[ShotWork], flow_run_id: str | None) -> list[tuple[str, str]]:
     """Record the shots, their keyframes, and claim a render row for every pair about to be rendered.
     A shot the shot DB refuses (a seed beyond 64 bits, a code too long for its column) is left out and
-    returned with its one-line error, (shot id, error); the others are recorded."""
-    failed = []
-    with transaction(db) as s:
+    returned with its one-line error, (shot id, error); the others are recorded. A connection dropped midway
+    runs it all again (`run`): it is SQL alone."""
+
+    def plan(s: Session) -> list[tuple[str, str]]:
         shot_db.upsert_keyframes(session=s, keyframes=[
             KeyframeRecord(k.pixel_hash, w.plan.width, w.plan.height, str(k.path)) for w in works for k in w.plan.keyframes
         ])
-        claims = []
+        failed, claims = [], []
         for w in works:
             try:
-                with s.begin_nested():
+                with db.savepoint(s):
                     mine = _claims(s, w, [p for p in w.pairs if p.job is not None])
                     shot_db.check_claims(mine)
             except shot_db.ShotDBUnavailable:
@@ -102,13 +103,14 @@ def record_plans(db: ShotDB, works: list[ShotWork], flow_run_id: str | None) -> 
             claims += mine
         # One call for every shot: claims lock rows in key order over the whole batch (shot_db/_bulk.py).
         shot_db.claim_renders(session=s, claims=claims, flow_run_id=flow_run_id)
-    return failed
+        return failed
+
+    return run(db, plan)
 
 
 def claim_pairs(db: ShotDB, work: ShotWork, pairs: list[PairWork], flow_run_id: str | None) -> None:
     """Claim render rows for pairs the batch adds while it runs (a retry or a fallback of a flagged pair)."""
-    with transaction(db) as s:
-        shot_db.claim_renders(session=s, claims=_claims(s, work, pairs), flow_run_id=flow_run_id)
+    run(db, lambda s: shot_db.claim_renders(session=s, claims=_claims(s, work, pairs), flow_run_id=flow_run_id))
 
 
 def _claims(s: Session, work: ShotWork, pairs: list[PairWork]) -> list[RenderClaim]:
@@ -172,12 +174,17 @@ def begin_batch(
                                           owner=this_process().token))  # fmt: skip
 
 
-def settle_dead_runs(db: ShotDB) -> shot_db.Settled:
-    """Settle what runs that died on this host left in the shot DB (shot_db/_reconcile.py): a placing
-    version whose folder is in place is published, one whose folder is not is taken back; their batches
-    and running renders are failed."""
-    return run(db, lambda s: shot_db.settle_dead_runs(session=s, is_dead=is_dead,
-                                                      in_place=lambda sidecar: Path(sidecar).is_file()))
+def settle_dead_runs(db: ShotDB, dead_after_s: float) -> tuple[shot_db.Settled, DeadOwners]:
+    """Settle what dead runs left in the shot DB (shot_db/_reconcile.py): a placing version whose folder is
+    in place is published, one whose folder is not is taken back; their batches and running renders are
+    failed. Who is dead is judged once, in the same transaction (tasks/owner.py: gone from this host, or
+    silent for `dead_after_s`), and returned for their staging folders."""
+
+    def settle(s: Session) -> tuple[shot_db.Settled, DeadOwners]:
+        dead = DeadOwners.judge(shot_db.beat_ages(session=s), dead_after_s)
+        return shot_db.settle_dead_runs(session=s, is_dead=dead, in_place=lambda sidecar: Path(sidecar).is_file()), dead
+
+    return run(db, settle)
 
 
 def finish_batch(db: ShotDB, flow_run_id: str, batch: BatchReport) -> None:

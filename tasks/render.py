@@ -242,6 +242,7 @@ def render_shots(
     flush: Callable[[], None],
     qa: QAHooks | None = None,
     on_step: Callable[[str, int, int], None] | None = None,
+    so_far: dict[str, ShotRenders] | None = None,
 ) -> Iterator[ShotRenders]:
     """Render every job of `works`, yielding each shot as soon as all its pairs have settled.
 
@@ -251,9 +252,12 @@ def render_shots(
     try before it is queued; `flush` runs before a shot is yielded, so its renders are committed before
     anything assembles them, then `qa.settled` records its decisions. `on_step(render key, step, steps)`
     hears a long pair's sampling steps as its worker reports them. Shots with nothing to render come first.
+    `so_far`, when given, holds every shot's renders as they stand, yielded or not: what a batch that had to
+    stop still counts.
     """
     tries = _Tries(settings)
-    state = {w.shot_id: ShotRenders(w) for w in works}
+    state = so_far if so_far is not None else {}
+    state.update((w.shot_id, ShotRenders(w)) for w in works)
     current = {w.shot_id: list(w.pairs) for w in works}  # each pair's try in flight, then the one it ends with
     open_: dict[str, int] = defaultdict(int)  # pairs of a shot not settled yet
     waiting: dict[str, list[tuple[str, int]]] = defaultdict(list)  # render key -> (shot, pair position)

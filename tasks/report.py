@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from tasks.history import cost
 from tasks.publish import ShotOutcome
+from tasks.render import ShotRenders
 from tasks.qa import qa_markdown
 
 
@@ -19,6 +21,22 @@ class BatchReport:
     seconds: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
     gpus: float = 0.0  # GPUs each worker held: its worker-seconds are GPU-seconds times this
+    stopped: str = ""  # why the batch stopped before its end (the shot DB stayed away past db_retry_s)
+    unfinished: tuple[str, ...] = ()  # the shots it stopped before (each also a failed outcome)
+
+    def stopped_by(self, why: str, shot_ids: Iterable[str], so_far: Mapping[str, ShotRenders]) -> BatchReport:
+        """This report of a batch that stopped for `why`: every shot of `shot_ids` with no outcome yet
+        failed as not finished, with the pairs it had rendered by then (`so_far`), so the counts and the
+        dashboard still account for every shot and every pair."""
+        done = {o.shot_id for o in self.outcomes} | {s for s, _ in self.unplanned}
+        left = tuple(s for s in shot_ids if s not in done)
+        cut = []
+        for s in left:
+            r = so_far.get(s)
+            cut.append(ShotOutcome(s, "failed", errors=(f"{s}: not finished, the batch stopped ({why})",),
+                                   rendered=r.rendered if r else 0, reused=r.reused if r else 0,
+                                   failed=r.failed if r else 0, worker_seconds=r.worker_seconds if r else 0.0))
+        return replace(self, outcomes=self.outcomes + tuple(cut), stopped=why, unfinished=left)
 
     @property
     def rendered(self) -> int:
@@ -35,7 +53,7 @@ class BatchReport:
     @property
     def ok(self) -> bool:
         """True when every shot of the list rendered (new version or unchanged)."""
-        return not self.unplanned and all(o.status != "failed" for o in self.outcomes)
+        return not self.stopped and not self.unplanned and all(o.status != "failed" for o in self.outcomes)
 
     @property
     def errors(self) -> list[str]:
@@ -74,7 +92,8 @@ class BatchReport:
         """The flow run's state message: the summary line, then one line per failed shot (punctuated to read
         right where the UI folds the lines into one)."""
         failed = [f"- {s}: {why.removeprefix(f'{s}: ')}" for s, why in self.failures]
-        return "\n".join([f"{self.summary_line}. Failed shots:", *failed] if failed else [self.summary_line])
+        stop = [f"Stopped: {self.stopped}."] if self.stopped else []
+        return "\n".join([*stop, f"{self.summary_line}. Failed shots:", *failed] if failed else [*stop, self.summary_line])
 
 
 def _first_line(error: str) -> str:
@@ -84,6 +103,8 @@ def _first_line(error: str) -> str:
 def report_markdown(batch: BatchReport) -> str:
     """A short markdown summary: the counts line, then the errors, if any."""
     lines = [f"## Batch: {batch.summary_line}", ""]
+    if batch.stopped:
+        lines += [f"**Stopped before its end:** {batch.stopped}. Run it again: what was done is kept.", ""]
     if batch.failures:
         lines += ["### Failed shots", *[f"- **{s}**: {why}" for s, why in batch.failures]]
     flagged = [line for o in batch.outcomes for line in qa_markdown(o.shot_id, o.qa)]

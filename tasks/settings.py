@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 import shot_db
@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     db_retry_s: float = Field(
         60.0, ge=0, description="how long a shot DB transaction waits for a database that is restarting or locked"
     )
+    heartbeat_s: float = Field(
+        30.0, gt=0, description="how often a running batch stamps its row with the shot DB's clock: its heartbeat"
+    )
+    dead_after_s: float = Field(
+        600.0, gt=0, description="a run whose batches have not beaten for this long is dead, on any host: the next "
+        "run settles what it left (at least 3 heartbeats plus db_retry_s)"
+    )
     device: str = Field("cpu", description="torch device for the backends: cpu, cuda, cuda:1")
     model_cache: Path | None = Field(None, description="downloaded weights; default ~/.cache/toonfarm/models")
     toon_checkpoint: Path | None = Field(None, description="ToonCrafter model.ckpt or .safetensors")
@@ -102,6 +109,17 @@ class Settings(BaseSettings):
     def _db_url(cls, value: str | None) -> str | None:
         if value is not None and "://" not in value:
             raise ValueError(f"not a database URL: {value!r} (e.g. sqlite:///shots.db, postgresql+psycopg://host/db)")
+        return value
+
+    @field_validator("dead_after_s")
+    @classmethod
+    def _dead_after(cls, value: float, info: ValidationInfo) -> float:
+        # A live run's beats can be db_retry_s apart (a beat waits for the database like any transaction):
+        # taking it for dead needs that and more than two missed beats on top.
+        beat, wait = info.data.get("heartbeat_s"), info.data.get("db_retry_s")
+        if beat is not None and wait is not None and value < 3 * beat + wait:
+            raise ValueError(f"{value:g} s would take a live run for dead: at least 3 heartbeats (heartbeat_s "
+                             f"{beat:g}) plus db_retry_s ({wait:g}), {3 * beat + wait:g} s")  # fmt: skip
         return value
 
     @field_validator("preview_url")

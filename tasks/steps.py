@@ -58,11 +58,12 @@ def detect(shot: Shot, store: Path) -> ShotPlan:
 
 @task(name="recover", cache_policy=NO_CACHE)
 def recover(db: ShotDB, shots: list[Shot], settings: Settings) -> None:
-    """Settle what runs killed on this host left behind (ARCHITECTURE.md, "Publishing"): their placing
-    versions, running rows, and the staging folders in these shots' folders. A live run's are left alone."""
-    settled = settle_dead_runs(db)
+    """Settle what dead runs left behind (ARCHITECTURE.md, "Publishing"): runs gone from this host, or
+    silent on any host for `dead_after_s`; their placing versions, running rows, and the staging folders
+    in these shots' folders. A live run's are left alone."""
+    settled, dead = settle_dead_runs(db, settings.dead_after_s)
     folders = {shot_folder(s.output or settings.output_root, s.show, s.sequence, s.code) for s in shots}
-    removed = sweep_staging(sorted(folders))
+    removed = sweep_staging(sorted(folders), dead)
     if settled or removed:
         get_run_logger().warning(
             "settled dead runs: published %s, took back %s, failed %d batches and %d renders, removed %d staging folders",
@@ -109,9 +110,11 @@ def report(batch: BatchReport, sequences: list[str]) -> BatchReport:
 
 
 def render(
-    works: list[ShotWork], settings: Settings, db: ShotDB, flow_run_id: str | None, board: Dashboard
+    works: list[ShotWork], settings: Settings, db: ShotDB, flow_run_id: str | None, board: Dashboard,
+    so_far: dict[str, ShotRenders] | None = None,
 ) -> Iterator[ShotRenders]:
-    """Render every pair on the actor pool; yields each shot once all its pairs have settled.
+    """Render every pair on the actor pool; yields each shot once all its pairs have settled (`so_far`
+    holds them all as they stand: render_shots).
 
     A generator, not a task: it holds the Ray pool open while the flow publishes finished shots.
     """
@@ -131,7 +134,7 @@ def render(
         board.pair_added()
 
     qa = QALog(db, flow_run_id, on_try)
-    yield from render_shots(works, settings, on_result, recorder.flush, qa, board.pair_step)
+    yield from render_shots(works, settings, on_result, recorder.flush, qa, board.pair_step, so_far)
     recorder.flush()
 
 

@@ -25,10 +25,10 @@ from flows.cli.options import (
 )
 from flows.cli.progress import progress_bars
 from flows.cli.reaper import start_reaper
-from tasks.record import open_db
+from tasks.record import ShotDBUnreachable, open_db
 from tasks.settings import Settings
 from tasks.shotlist import load_shotlist
-from tooncrafter_model.errors import UserError
+from tooncrafter_model.errors import TransientError, UserError
 from tooncrafter_model.store import version_name
 
 app = typer.Typer()
@@ -36,7 +36,8 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect'
 
 
 def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> int:
-    """Render a shot list; print errors and the summary line; return the exit status (0 ok, 1 failures)."""
+    """Render a shot list; print errors and the summary line; return the exit status (0 ok, 1 failures). A batch
+    the environment stopped (the shot DB stayed away) raises TransientError after its summary: exit 75."""
     shots = load_shotlist(  # a bad list stops here
         shotlist, allow_outside_root=settings.allow_outside_root, defaults=settings.shot_defaults,
         limits=settings.limits,
@@ -46,7 +47,10 @@ def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> i
         settings.output_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"output root {settings.output_root}: cannot create it ({exc.strerror})") from None
-    open_db(settings.db_url, migrate=True).close()  # a shot DB that is not there: one line, before anything starts
+    try:  # a shot DB that is not there: one line, before anything starts
+        open_db(settings.db_url, migrate=True).close()
+    except ShotDBUnreachable as exc:  # at the start it is the URL or the server to fix (issue 9: exit 2)
+        raise UserError(f"{exc}: check the URL and that its server is running") from None
     start_reaper()  # whatever this run starts ends with it, even when it is killed
     runtime_defaults(verbose=verbose)
     from flows.render_batch import render_batch  # imports Prefect, after its settings are chosen
@@ -54,8 +58,9 @@ def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> i
     console = Console(stderr=True)
     with progress_bars(console, shots=len(shots.shots)), serverless():
         batch = render_batch(str(shotlist), settings)
-    for _, why in batch.failures:  # one line per failed shot; --verbose adds every error it met
-        typer.echo(f"error: {why}", err=True)
+    for shot_id, why in batch.failures:  # one line per failed shot; --verbose adds every error it met
+        if shot_id not in batch.unfinished:  # those the batch stopped before get one line below
+            typer.echo(f"error: {why}", err=True)
     if verbose:
         for error in batch.errors:
             typer.echo(f"  {error}", err=True)
@@ -63,6 +68,9 @@ def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> i
         if outcome.version is not None:  # a new version, or the unchanged latest one; a failed shot has none
             typer.echo(f"{outcome.shot_id}: {version_name(outcome.version)} ({outcome.status}) {outcome.mp4}")
     typer.echo(batch.summary_line)
+    if batch.stopped:
+        left = f"{len(batch.unfinished)} shots not finished" if batch.unfinished else "its end not recorded"
+        raise TransientError(f"{batch.stopped}; the batch stopped, {left}: run it again, what was done is kept")
     return 0 if batch.ok else 1
 
 

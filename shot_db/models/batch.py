@@ -38,6 +38,9 @@ class BatchRun(Base):
     status: Mapped[BatchStatus] = mapped_column(status_type(BatchStatus, "batch_status"))
     # The process running it: a running batch whose owner is gone died, and the next run settles its rows.
     owner: Mapped[str | None] = mapped_column(String(OWNER_LEN))
+    # Its last heartbeat, by the database's clock (hosts' clocks differ): a batch silent for long died even
+    # where no run on its host can prove it (tasks/owner.py). NULL: made before heartbeats, never judged so.
+    heartbeat_at: Mapped[datetime | None]
     name: Mapped[str | None] = mapped_column(String(255))  # the flow run's name: "shots.yaml 2026-11-27 02:00"
     trigger: Mapped[str | None] = mapped_column(String(32))  # cli, nightly, keyframe-change
     worker_seconds: Mapped[float] = mapped_column(default=0.0, server_default="0")  # its renders, every attempt

@@ -1,5 +1,6 @@
-"""A shot DB that is not there is one line and an exit status, said before Prefect or Ray start: a server
-that refuses connections is transient (75), a SQLite file that cannot be opened is the user's (2)."""
+"""A shot DB that is not there is one line and exit 2, said before Prefect or Ray start: a server that
+refuses connections or a SQLite file that cannot be opened (a database that goes away later, mid-batch,
+is transient: tests/reliability/test_db_restart.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def _free_port() -> int:
 @pytest.mark.parametrize(
     ("db", "status", "says"),
     [
-        (f"postgresql+psycopg://farm@127.0.0.1:{_free_port()}/shots", 75, "unavailable (connection failed"),
+        (f"postgresql+psycopg://farm@127.0.0.1:{_free_port()}/shots", 2, "unavailable (connection failed"),
         ("sqlite:////nonexistent/folder/shots.sqlite", 2, "cannot open the file"),
     ],
     ids=["refused", "no-folder"],

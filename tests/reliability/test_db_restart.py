@@ -1,5 +1,6 @@
 """The shot DB's PostgreSQL restarts mid-batch: a run waits for it (db_retry_s) and finishes; a database
-gone for longer than that is one line and exit 75; the next run completes, and nothing is lost.
+gone for longer than that is one line, the batch's summary and exit 75; the next run completes, and
+nothing is lost.
 
 The test starts a PostgreSQL server of its own (initdb + pg_ctl into a temp folder, a free loopback
 port): the shared one at 5432 is never restarted.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -101,7 +103,10 @@ def test_a_postgres_restart_mid_batch_is_waited_for_or_reported_in_one_line(post
     assert code == 75, log[-3000:]
     assert "Traceback" not in log
     (line,) = [x for x in log.splitlines() if x.startswith("toonfarm: ")]
-    assert "shot DB" in line and "unavailable" in line, line
+    assert "shot DB" in line and "unavailable" in line and "the batch stopped, 2 shots not finished" in line, line
+    # The batch's summary still comes, each shot accounted for, the stop said once rather than per shot.
+    assert re.search(r"^0 shots new, 0 unchanged, 2 failed; rendered \d+ pairs", log, re.M), log[-3000:]
+    assert not [x for x in log.splitlines() if x.startswith("error:")], log[-3000:]
     assert farm.wait_no_processes() == []
 
     rerun = farm.run()

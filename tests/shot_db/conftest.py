@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 import shot_db
-from shot_db.models import RenderStatus, Shot
+from shot_db.models import BatchRun, RenderStatus, Shot
+from shot_db.models._base import UTCDateTime
 from shot_db.records import (
     AttemptRecord,
     NewVersion,
@@ -127,6 +128,14 @@ def sha(*parts: object) -> str:
 
 
 T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+
+
+def silence(session: Session, flow_run_id: str, seconds: float | None) -> None:
+    """Make the batch of `flow_run_id` silent for `seconds` by the database's clock, as if its process had
+    stopped beating then; None: it never beat (a row from before heartbeats)."""
+    now = session.execute(select(func.now(type_=UTCDateTime()))).scalar_one()
+    beat = None if seconds is None else now - timedelta(seconds=seconds)
+    session.execute(update(BatchRun).where(BatchRun.flow_run_id == flow_run_id).values(heartbeat_at=beat))
 
 
 class Farm:

@@ -323,12 +323,31 @@ def _check_0006(conn: Connection) -> None:
             nested.rollback()
 
 
+def _seed_0006(conn: Connection) -> None:
+    """A batch still running, owned by a process on another host: what a run killed before heartbeats left."""
+    _seed_0003(conn)
+    conn.execute(_t(conn, "batch_run").update().values(owner="render-node-7/b00tb00tb00t/101/4242"))
+
+
+def _check_0007(conn: Connection) -> None:
+    """A batch from before heartbeats never beat (so it is never judged silent); a batch takes a beat of the
+    database's clock."""
+    batches = _t(conn, "batch_run")
+    assert conn.execute(sa.select(batches.c.status, batches.c.heartbeat_at)).all() == [("running", None)]
+    with conn.begin_nested() as nested:
+        conn.execute(batches.update().values(heartbeat_at=sa.func.now()))
+        assert conn.execute(sa.select(batches.c.heartbeat_at)).scalar_one() is not None
+        nested.rollback()
+
+
 SEED: dict[str, Callable[[Connection], None]] = {
     "0001": _seed_0001, "0002": _seed_0002, "0003": _seed_0003, "0004": _seed_0004,
     "0005": _seed_0004,  # 0005 adds columns that read as not recorded, and an empty table
+    "0006": _seed_0006,
 }  # fmt: skip
 CHECK: dict[str, Callable[[Connection], None]] = {
     "0002": _check_0002, "0003": _check_0003, "0004": _check_0004, "0005": _check_0005, "0006": _check_0006,
+    "0007": _check_0007,
 }  # fmt: skip
 
 

@@ -48,3 +48,16 @@ def test_qa_thresholds_default_to_the_measured_ones_and_are_set_like_any_setting
     assert Settings().qa_thresholds == QAThresholds(ghost=0.15)
     with pytest.raises(ValidationError, match="QAThresholds.tone: must be a number > 0"):
         Settings(qa_thresholds={"tone": 0})
+
+
+def test_dead_after_s_leaves_a_live_run_room_to_miss_beats() -> None:
+    """A live run's beats can be db_retry_s apart: dead_after_s must outlast that and three beats."""
+    s = Settings()
+    assert (s.heartbeat_s, s.dead_after_s) == (30, 600)
+    assert Settings(heartbeat_s=10, db_retry_s=0, dead_after_s=30).dead_after_s == 30
+    with pytest.raises(ValidationError) as refused:
+        Settings(dead_after_s=149)
+    (err,) = refused.value.errors()
+    assert err["loc"] == ("dead_after_s",)
+    assert err["msg"] == ("Value error, 149 s would take a live run for dead: at least 3 heartbeats (heartbeat_s 30) "
+                          "plus db_retry_s (60), 150 s")  # fmt: skip
