@@ -19,6 +19,7 @@ Repository functions: keyword-only, `session` first, never commit. The caller ow
     latest_version, create_version                     numbered per shot, safe under concurrency
     publish_version, drop_version, settle_dead_runs    placing -> published, or taken back (crash safety)
     beat_batch, beat_ages                              a running batch's heartbeat, and each owner's silence
+    taken_for_dead                                     whether others settled this live run as dead (it stops)
     finished_quality, record_decisions                 the QA policy's view of renders, and its decisions
     shot_history, newest_version, lineage              detached snapshots (shot_db.records)
     begin_batch, count_batch, finish_batch, latest_batches   a batch's row, its shots and cost
@@ -29,7 +30,7 @@ caller's bug), ShotDBUsageError (what a user asked cannot be answered), ShotDBUn
 
 from sqlalchemy.orm import Session
 
-from shot_db._batches import beat_batch, begin_batch, count_batch, finish_batch, latest_batches
+from shot_db._batches import beat_batch, begin_batch, count_batch, finish_batch, latest_batches, taken_for_dead
 from shot_db._bulk import check_claims, claim_renders, record_outcome, record_outcomes, upsert_keyframes
 from shot_db._catalog import resolve_shot, upsert_keyframe, upsert_shot
 from shot_db._engine import default_url, make_engine, make_sessionmaker
@@ -77,6 +78,7 @@ __all__ = [
     "resolve_shot",
     "settle_dead_runs",
     "shot_history",
+    "taken_for_dead",
     "upgrade",
     "upsert_keyframe",
     "upsert_keyframes",

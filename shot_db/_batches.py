@@ -63,6 +63,16 @@ def beat_batch(*, session: Session, flow_run_id: str, owner: str) -> bool:
     return beaten.first() is not None
 
 
+def taken_for_dead(*, session: Session, flow_run_id: str, owner: str) -> bool:
+    """True when another run settled `owner`'s batch as dead while `owner` still runs it: the row is still
+    `owner`'s but no longer running (the owner's own `finish_batch` is its last write, so it never asks
+    after that). What a run cut off from the shot DB for longer than the others' patience finds."""
+    stmt = select(BatchRun.id).where(
+        BatchRun.flow_run_id == flow_run_id, BatchRun.owner == owner, BatchRun.status != BatchStatus.running
+    )
+    return session.scalars(stmt).first() is not None
+
+
 def count_batch(
     *, session: Session, flow_run_id: str, rendered: int = 0, reused: int = 0, failed: int = 0
 ) -> BatchRun:

@@ -27,7 +27,7 @@ from tasks.deliver import assembly_output, build, deliverable_class, video_of
 from tasks.detect import InbetweenSlot, frame_layout
 from tasks.provenance import assembly_key, pair_provenance
 from tasks.qa import PairQA
-from tasks.record import run
+from tasks.record import run, still_ours
 from tasks.render import ShotRenders
 from tasks.owner import this_process
 from tasks.settings import Settings
@@ -153,6 +153,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
         # Record first, rename after (ARCHITECTURE.md, "Publishing"): the row is committed as placing, so a
         # kill at any instant leaves a row the next run can settle, never a folder the shot DB does not know.
         def reserve(s: Session) -> ShotVersion:
+            still_ours(s, flow_run_id)  # a run taken for dead places nothing more: the others settled its versions
             row = shot_db.upsert_shot(session=s, show=shot.show, sequence=shot.sequence, code=shot.code, fps=shot.fps)
             new = shot_db.create_version(
                 session=s, shot=row, assembly_key=akey,
@@ -179,7 +180,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
             for o in outputs.outputs:
                 _name_by_version(o, staging, shot.code, version)
             record = _provenance(
-                done, sources, outputs, named(version).outputs, final, version, akey, lut_sha, flow_run_id, deliver, made_by
+                done, sources, outputs, files, final, version, akey, lut_sha, flow_run_id, deliver, made_by
             )
             write_json(staging / SIDECAR, {**record, "colour": colour_record})
             _write_previews(outputs, sources, staging, f"{shot.code} {version_name(version)}")

@@ -32,6 +32,11 @@ class ShotDBUnreachable(TransientError):
     """The shot DB did not answer (dropped connection, lock timeout); a later try may succeed."""
 
 
+class BatchTakenForDead(TransientError):
+    """Other runs settled this live batch as dead: cut off from the shot DB, it fell silent for longer than
+    their `dead_after_s`. It must not write on (its renders were failed, its placing versions settled)."""
+
+
 class ShotDBRefused(UserError):
     """The shot DB cannot answer what was asked: an unknown shot, a bad URL, a schema to upgrade."""
 
@@ -67,6 +72,17 @@ def run(db: ShotDB, work: Callable[[Session], T]) -> T:
     drops midway (ShotDB.run); its failures in toonfarm's error types."""
     with _classified():
         return db.run(work)
+
+
+def still_ours(s: Session, flow_run_id: str | None) -> None:
+    """Raise BatchTakenForDead when other runs settled this process's batch as dead: checked in the same
+    transaction as what the batch writes next, so a run taken for dead records nothing more."""
+    run_id = flow_run_id or "local"
+    if shot_db.taken_for_dead(session=s, flow_run_id=run_id, owner=this_process().token):
+        raise BatchTakenForDead(
+            f"batch {run_id} was settled as dead by another run while it was cut off from the shot DB "
+            "(silent past dead_after_s)"
+        )
 
 
 def _utc(ts: float) -> datetime:
@@ -160,7 +176,12 @@ class ResultRecorder:
         if not self._buffer:
             return
         outcomes = [_outcome(r) for r in self._buffer]
-        run(self.db, lambda s: shot_db.record_outcomes(session=s, outcomes=outcomes, flow_run_id=self.flow_run_id))
+
+        def record(s: Session) -> None:
+            still_ours(s, self.flow_run_id)
+            shot_db.record_outcomes(session=s, outcomes=outcomes, flow_run_id=self.flow_run_id)
+
+        run(self.db, record)
         self._buffer.clear()
         pause_at("rendering")
 

@@ -22,21 +22,23 @@ class BatchReport:
     extra: dict[str, object] = field(default_factory=dict)
     gpus: float = 0.0  # GPUs each worker held: its worker-seconds are GPU-seconds times this
     stopped: str = ""  # why the batch stopped before its end (the shot DB stayed away past db_retry_s)
-    unfinished: tuple[str, ...] = ()  # the shots it stopped before (each also a failed outcome)
+    unfinished: tuple[str, ...] = ()  # the shots the stop failed, before or as they published (failed outcomes)
 
     def stopped_by(self, why: str, shot_ids: Iterable[str], so_far: Mapping[str, ShotRenders]) -> BatchReport:
         """This report of a batch that stopped for `why`: every shot of `shot_ids` with no outcome yet
         failed as not finished, with the pairs it had rendered by then (`so_far`), so the counts and the
-        dashboard still account for every shot and every pair."""
+        dashboard still account for every shot and every pair. Shots that failed of the same cause count
+        among the unfinished: the stop is said once for all of them."""
         done = {o.shot_id for o in self.outcomes} | {s for s, _ in self.unplanned}
         left = tuple(s for s in shot_ids if s not in done)
+        hit = tuple(o.shot_id for o in self.outcomes if o.status == "failed" and any(why in e for e in o.errors))
         cut = []
         for s in left:
             r = so_far.get(s)
             cut.append(ShotOutcome(s, "failed", errors=(f"{s}: not finished, the batch stopped ({why})",),
                                    rendered=r.rendered if r else 0, reused=r.reused if r else 0,
                                    failed=r.failed if r else 0, worker_seconds=r.worker_seconds if r else 0.0))
-        return replace(self, outcomes=self.outcomes + tuple(cut), stopped=why, unfinished=left)
+        return replace(self, outcomes=self.outcomes + tuple(cut), stopped=why, unfinished=hit + left)
 
     @property
     def rendered(self) -> int:

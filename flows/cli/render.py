@@ -69,7 +69,8 @@ def run_batch(shotlist: Path, settings: Settings, *, verbose: bool = False) -> i
             typer.echo(f"{outcome.shot_id}: {version_name(outcome.version)} ({outcome.status}) {outcome.mp4}")
     typer.echo(batch.summary_line)
     if batch.stopped:
-        left = f"{len(batch.unfinished)} shots not finished" if batch.unfinished else "its end not recorded"
+        n = len(batch.unfinished)
+        left = f"{n} shot{'' if n == 1 else 's'} not finished" if n else "its end not recorded"
         raise TransientError(f"{batch.stopped}; the batch stopped, {left}: run it again, what was done is kept")
     return 0 if batch.ok else 1
 
