@@ -180,7 +180,7 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
             for o in outputs.outputs:
                 _name_by_version(o, staging, shot.code, version)
             record = _provenance(
-                done, sources, outputs, files, final, version, akey, lut_sha, flow_run_id, deliver, made_by
+                done, sources, outputs, named(version).outputs, final, version, akey, lut_sha, flow_run_id, deliver, made_by
             )
             write_json(staging / SIDECAR, {**record, "colour": colour_record})
             _write_previews(outputs, sources, staging, f"{shot.code} {version_name(version)}")
