@@ -133,7 +133,9 @@ class _Flight:
 class _Slot:
     index: int
     handle: ActorHandle
-    state: str = "starting"  # starting -> ready -> (starting after a loss ...) -> dead
+    # starting -> ready -> (starting after a loss ...) -> dead; `stale` after an abandoned run: its actor
+    # still renders pairs nobody collects, and is restarted before the next run uses it
+    state: str = "starting"
     info: WorkerInfo | None = None
     probe: ray.ObjectRef | None = None
     probe_deadline: float = 0.0
@@ -316,6 +318,9 @@ class ActorPool:
         if not self._slots:
             raise RuntimeError("ActorPool is not started: use it as a context manager")
         self._running = True
+        for slot in self._slots:
+            if slot.state == "stale":  # still busy with an abandoned run's pairs: cleared before this run
+                self._restart(slot)
         batch = self._batch = _Batch([(item.key, item) for item in map(self._item, jobs)])
         heapq.heapify(batch.queue)
         t0 = time.monotonic()
@@ -487,7 +492,9 @@ class ActorPool:
 
     def _lose(self, slot: _Slot, error: str | None, batch: _Batch) -> list[PairResult]:
         """The actor lost its work (death, timeout kill, or an abandoned run): settle what finished,
-        charge the running pair with `error`, requeue the rest, and wait for the restarted actor."""
+        charge the running pair with `error`, requeue the rest, and wait for the restarted actor. An
+        abandoned run's actor (no `error`) is left stale: restarted only if the pool runs again, since a
+        pool closed next (a batch that stopped) would reload a model for nothing."""
         out: list[PairResult] = []
         charged = error is None
         for flight in list(slot.inflight):
@@ -512,12 +519,19 @@ class ActorPool:
             else:
                 flight.item.crashed = True
                 batch.push(flight.item)
-        if error is None:
+        if error is None:  # abandoned: restarted when a run needs it, so a pool closed next reloads nothing
+            slot.state = "stale"
+            return out
+        slot.last_error = str(error)
+        self._restart(slot)
+        return out
+
+    def _restart(self, slot: _Slot) -> None:
+        """Restart the actor (Ray reruns its constructor) and wait for it; a dead actor is only waited for."""
+        if slot.state == "stale":
             ray.kill(slot.handle, no_restart=False)
         slot.restarts += 1
-        slot.last_error = str(error)
         self._probe(slot)
-        return out
 
     def _fail_all(self, batch: _Batch) -> Iterator[PairResult]:
         reasons = "; ".join(sorted({s.last_error for s in self._slots if s.last_error})) or "no worker is alive"

@@ -146,6 +146,21 @@ def test_pairs_submitted_while_running_join_the_run(ray_local: tuple[RayCluster,
         assert seen == ["a", "b", "b2", "b22"] and pool.stats().pairs_ok == 4
 
 
+def test_an_abandoned_run_restarts_its_busy_actors_only_for_the_next_run(
+    ray_local: tuple[RayCluster, str], make_job: MakeJob
+) -> None:
+    with ActorPool(PoolConfig(actors=2), CROSSFADE) as pool:
+        run = pool.run([make_job(f"a{i:02d}", seed=i) for i in range(8)])
+        next(run)
+        run.close()  # the caller stops with pairs still queued on the actors (a batch the shot DB stopped)
+        assert [w.restarts for w in pool.stats().workers] == [0, 0]  # no model reloaded for a closing pool
+        (result,) = pool.run([make_job("b00", seed=99)])
+        stats = pool.stats()
+    assert result.ok, result.error
+    assert sum(w.restarts for w in stats.workers) >= 1  # the busy ones were cleared before the new run
+    assert all(w.alive for w in stats.workers)
+
+
 def test_pool_refuses_what_the_cluster_cannot_hold(ray_local: tuple[RayCluster, str]) -> None:
     with pytest.raises(PoolStartError, match=r"actors=3 x WorkerConfig CPU=1 needs CPU=3, the Ray cluster has CPU=2"):
         ActorPool(PoolConfig(actors=3), WorkerConfig(backend="crossfade")).start()

@@ -60,7 +60,7 @@ def test_a_full_disk_under_the_sqlite_shot_db_is_one_line_and_the_summary(tmp_pa
     log = (out / "full.log").read_text()
     assert (out / "full.rc").read_text().strip() == "75", log[-3000:]
     assert re.search(r"\s0\s+\d+%", (out / "df.txt").read_text().splitlines()[-1])  # the disk was full
-    assert "Traceback" not in log
+    assert "Traceback" not in log and "(raylet)" not in log  # no noise from the pool it closed early
     (line,) = [x for x in log.splitlines() if x.startswith("toonfarm: ")]
     assert "shot DB" in line and "disk is full" in line and "the batch stopped" in line, line
     assert re.search(r"^0 shots new, 0 unchanged, 2 failed; rendered \d+ pairs", log, re.M), log[-3000:]
