@@ -332,7 +332,7 @@ class ActorPool:
                     break
                 yield from self._step(batch)
         finally:
-            if batch.flights:  # the caller stopped early: clear the actors of work nobody will collect
+            if batch.flights:  # the caller stopped early: its actors hold work nobody will collect (`_lose`)
                 for slot in {id(s): s for s, _ in batch.flights.values()}.values():
                     self._lose(slot, None, batch)
             self._run_s += time.monotonic() - t0
