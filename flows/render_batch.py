@@ -48,10 +48,10 @@ def batch(shotlist: str, settings: Settings | None, shots: list[str] | None, tri
     so_far: dict[str, ShotRenders] = {}
     stopped = ""
     with record.open_db(settings.db_url, migrate=True, retry_s=settings.db_retry_s) as db, \
-            beating(db, run_id or "local", settings.heartbeat_s):
+            beating(db, record.batch_id(run_id), settings.heartbeat_s):
         try:
             recover(db, selected, settings)
-            record.begin_batch(db, run_id or "local", "render-batch", shotlist, board.name, trigger)
+            record.begin_batch(db, record.batch_id(run_id), "render-batch", shotlist, board.name, trigger)
             works, unrecorded = plan_renders(plans, settings, db, run_id)
             unplanned += unrecorded
             board.planned(selected, unplanned, sum(len(w.jobs) for w in works), sum(len(w.pairs) - len(w.jobs) for w in works))
@@ -63,7 +63,7 @@ def batch(shotlist: str, settings: Settings | None, shots: list[str] | None, tri
                              gpus=settings.actor_gpus)  # fmt: skip
         if not stopped:
             try:
-                record.finish_batch(db, run_id or "local", result)
+                record.finish_batch(db, record.batch_id(run_id), result)
             except TransientError as exc:
                 stopped = one_line(exc)
         if stopped:  # its batch row stays running: the next run settles it (this process gone, or silent)

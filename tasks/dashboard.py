@@ -209,6 +209,11 @@ class Dashboard:
             row.status, row.outcome, row.error = outcome.status, outcome, "; ".join(outcome.errors)
             self._show(table)
 
+    def _planned_still(self, shot_id: str) -> bool:
+        """False once the shot's outcome was shown (`published`)."""
+        with self._lock:
+            return all(t.rows[shot_id].status == "planned" for t in self._tables.values() if shot_id in t.rows)
+
     def _show(self, table: _Table) -> None:
         markdown = shot_table(table.title, list(table.rows.values()), self.settings, self.run_id)
         description = _counts(table.rows.values())
@@ -228,8 +233,8 @@ class Dashboard:
         """The run's final state: Failed, naming each failed shot and why, when any shot failed (the shots a
         stopped batch did not finish among them)."""
         for outcome in batch.outcomes:
-            if outcome.shot_id in batch.unfinished:
-                self.published(outcome)
+            if outcome.shot_id in batch.unfinished and self._planned_still(outcome.shot_id):
+                self.published(outcome)  # a shot the stop cut before it published; the others were shown
         self._advance(force=True)
         self.log.info(batch.summary_line)
         if batch.ok:

@@ -124,13 +124,12 @@ def publish_shot(db: ShotDB, done: ShotRenders, settings: Settings, flow_run_id:
                                          "finished_at": r.finished_at, "seconds": r.seconds}
         return None, made_by
 
+    folder = shot_folder(shot.output or settings.output_root, shot.show, shot.sequence, shot.code)
     same, made_by = run(db, latest_or_makers)
     if same is not None:
         return _outcome(done, "unchanged", version=same.number, outputs=_files(same), frames=same.frame_count,
-                        folder=version_folder(shot_folder(shot.output or settings.output_root, shot.show,
-                                                          shot.sequence, shot.code), same.number))
+                        folder=version_folder(folder, same.number))
 
-    folder = shot_folder(shot.output or settings.output_root, shot.show, shot.sequence, shot.code)
     owner = this_process()
     staging = version_staging(folder, owner.slug)
     try:

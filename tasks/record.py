@@ -74,10 +74,15 @@ def run(db: ShotDB, work: Callable[[Session], T]) -> T:
         return db.run(work)
 
 
+def batch_id(flow_run_id: str | None) -> str:
+    """The key of a batch's row: its flow run's id, or "local" for a batch run without one."""
+    return flow_run_id or "local"
+
+
 def still_ours(s: Session, flow_run_id: str | None) -> None:
     """Raise BatchTakenForDead when other runs settled this process's batch as dead: checked in the same
     transaction as what the batch writes next, so a run taken for dead records nothing more."""
-    run_id = flow_run_id or "local"
+    run_id = batch_id(flow_run_id)
     if shot_db.taken_for_dead(session=s, flow_run_id=run_id, owner=this_process().token):
         raise BatchTakenForDead(
             f"batch {run_id} was settled as dead by another run while it was cut off from the shot DB "
